@@ -1,0 +1,203 @@
+"""The reference engine: every image step run by ImageMagick itself, through Wand (MagickWand).
+
+Each function maps onto ``convert`` options; see FIDELITY notes in the docstrings for the details
+that keep the results identical to the command line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from magicmask.errors import MagicmaskError
+from magicmask.files import check_tiff
+from magicmask.params import MaskParams
+
+try:
+    from wand.color import Color
+    from wand.exceptions import WandError, WandException, WandRuntimeError
+    from wand.image import Image
+except ImportError as _exc:  # libMagickWand missing
+    _IMPORT_ERROR = _exc
+    Image = None
+else:
+    _IMPORT_ERROR = None
+
+
+def _need_wand():
+    if _IMPORT_ERROR is not None:
+        raise MagicmaskError(
+            f"ImageMagick's MagickWand library is not available ({_IMPORT_ERROR})",
+            hint="install it: apt-get install libmagickwand-dev imagemagick",
+        )
+
+
+def read_tiff(path: str | os.PathLike, role: str = "frame") -> "Image":
+    """Read one TIFF image with the decoder fixed to TIFF (``tiff:PATH``), never chosen by content.
+
+    Raises
+    ------
+    MagicmaskError
+        When the file is not a TIFF or ImageMagick cannot decode it (truncated, corrupt).
+    """
+    _need_wand()
+    path = check_tiff(path, role)
+    try:
+        image = Image(filename="tiff:" + os.fspath(path))
+    except (WandException, WandRuntimeError) as exc:
+        reason = str(exc).split(" @ ")[0].strip() or type(exc).__name__
+        raise MagicmaskError(f"cannot decode {role} as TIFF: {reason}", path, "the file is damaged; re-extract it") from exc
+    if len(image.sequence) > 1:
+        # convert reads every page; a frame is one picture: keep the first, as the seed's frames have.
+        first = image.sequence[0].clone()
+        image.close()
+        image = first
+    return image
+
+
+def check_same_size(background: "Image", frame: "Image", frame_path, background_path=None) -> None:
+    """Refuse a frame whose size differs from the background's (``convert`` would silently crop)."""
+    if background.size != frame.size:
+        bw, bh = background.size
+        fw, fh = frame.size
+        where = f" of {background_path}" if background_path else ""
+        raise MagicmaskError(
+            f"frame is {fw}x{fh} but the background{where} is {bw}x{bh}",
+            frame_path,
+            "use frames and a background from the same video",
+        )
+
+
+def mask_image(background: "Image", frame: "Image", params: MaskParams = MaskParams()) -> "Image":
+    """The mask of ``frame`` against ``background``, as a new image.
+
+    Reproduces::
+
+        convert BG FRAME -compose difference -composite -threshold 5% -blur 0x3 -threshold 20% -blur 0x3
+
+    The background is the destination of the composite, so the mask has its size and attributes
+    (depth, compression). The thresholds act on pixel intensity (Wand's ``threshold`` without a
+    channel), as ``-threshold`` does.
+    """
+    mask = background.clone()
+    try:
+        mask.composite(frame, left=0, top=0, operator="difference")
+        for step, value in params.steps:
+            if step == "threshold":
+                mask.threshold(value)
+            else:
+                radius, sigma = value
+                mask.blur(radius=radius, sigma=sigma)
+    except WandError as exc:
+        mask.close()
+        raise MagicmaskError(f"ImageMagick failed on the mask: {exc}") from exc
+    return mask
+
+
+def as_read_back(mask: "Image") -> "Image":
+    """The mask as ``convert`` reads it back from ``NAME-mask.tiff``: quantised to the file's depth.
+
+    The seed's second command reads the mask file, so its multiply uses the mask at the file's
+    depth. For 8-bit masks a raw gray round trip at depth 8 gives exactly those values; 16-bit masks
+    are already exact in memory.
+    """
+    if mask.depth > 8:
+        return mask.clone()
+    width, height = mask.size
+    mask.depth = 8
+    raw = mask.make_blob("gray")
+    return Image(blob=raw, format="gray", width=width, height=height, depth=8)
+
+
+def clean_image(frame: "Image", mask: "Image") -> "Image":
+    """``frame`` multiplied by its (read-back) ``mask``, as a new image.
+
+    Reproduces::
+
+        convert FRAME NAME-mask.tiff -compose multiply -flatten NAME-clean.jpg
+
+    Flatten composes every image onto a white canvas of the first image's size; for an opaque frame
+    white x frame = frame exactly, so the result is one multiply composite of the mask onto the frame.
+    Frames with transparency go through ImageMagick's flatten itself.
+    """
+    if frame.alpha_channel:
+        return _flatten_images([frame, mask], "multiply", "white")
+    clean = frame.clone()
+    clean.composite(mask, left=0, top=0, operator="multiply")
+    return clean
+
+
+def _flatten_images(images, compose: str, colour: str) -> "Image":
+    canvas = _canvas_like(images[0], colour)
+    for image in images:
+        canvas.composite(image, left=0, top=0, operator=compose)
+    return canvas
+
+
+def _canvas_like(first: "Image", colour: str) -> "Image":
+    """``-flatten``'s canvas: a clone of the first image filled with the background colour."""
+    canvas = first.clone()
+    width, height = first.size
+    with Image(width=width, height=height, background=Color(colour)) as solid:
+        canvas.composite(solid, left=0, top=0, operator="src")
+    return canvas
+
+
+class Fold:
+    """A running ``-background COLOUR -compose OP -flatten`` over frames, one frame in memory at a time.
+
+    Lighten and darken are per-channel max/min: exact and associative, so folding frame by frame,
+    or folding parts and combining them, gives the same result as flattening the whole stack.
+    """
+
+    def __init__(self, compose: str, colour: str):
+        _need_wand()
+        self.compose = compose
+        self.colour = colour
+        self.canvas: Image | None = None
+        self.first_path: Path | None = None
+        self.count = 0
+
+    def add(self, image: "Image", path=None) -> None:
+        if self.canvas is None:
+            self.canvas = _canvas_like(image, self.colour)
+            self.first_path = path
+        elif image.size != self.canvas.size:
+            (cw, ch), (fw, fh) = self.canvas.size, image.size
+            raise MagicmaskError(
+                f"frame is {fw}x{fh} but {self.first_path} is {cw}x{ch}",
+                path,
+                "flatten frames of one video only",
+            )
+        self.canvas.composite(image, left=0, top=0, operator=self.compose)
+        self.count += 1
+
+    def add_file(self, path) -> None:
+        with read_tiff(path) as image:
+            self.add(image, path)
+
+    def close(self) -> None:
+        if self.canvas is not None:
+            self.canvas.close()
+
+
+def save_tiff(image: "Image", path: str | os.PathLike) -> None:
+    """Write ``image`` as TIFF to ``path`` (the same bytes ``convert`` writes)."""
+    image.save(filename="tiff:" + os.fspath(path))
+
+
+def save_jpeg(image: "Image", path: str | os.PathLike) -> None:
+    """Write ``image`` as JPEG to ``path`` as ``convert`` does, with Huffman optimisation fixed on.
+
+    ImageMagick optimises the Huffman tables only when its memory resource can be acquired at that
+    moment; setting ``jpeg:optimize-coding`` makes the bytes independent of what else is in memory.
+    """
+    image.options["jpeg:optimize-coding"] = "true"
+    image.save(filename="jpeg:" + os.fspath(path))
+
+
+def version() -> str:
+    _need_wand()
+    from wand.version import MAGICK_VERSION
+
+    return MAGICK_VERSION

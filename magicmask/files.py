@@ -1,0 +1,133 @@
+"""Files: frames are TIFFs and nothing else, outputs appear whole or not at all, and their names."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from magicmask.errors import MagicmaskError
+
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic TIFF and BigTIFF
+MASK_SUFFIX = "-mask.tiff"
+CLEAN_SUFFIX = "-clean.jpg"
+BACKGROUND_NAME = "background.tiff"
+TEMP_PREFIX = ".magicmask-"
+
+
+def _sniff(head: bytes) -> str:
+    text = head.lstrip().lower()
+    if text.startswith((b"<?xml", b"<svg", b"<!doctype svg")) or b"<svg" in text:
+        return "an SVG document"
+    if text.startswith((b"push ", b"viewbox", b"fill ", b"image ")):
+        return "an MVG drawing"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "a JPEG image"
+    if head.startswith(b"\x89PNG"):
+        return "a PNG image"
+    if not head:
+        return "empty"
+    return "not a TIFF image"
+
+
+def check_tiff(path: str | os.PathLike, role: str = "frame") -> Path:
+    """Check that ``path`` is a readable TIFF file by its first bytes, never by its name.
+
+    ImageMagick picks a decoder by content, so an SVG or MVG document named ``x.tiff`` would be
+    rendered (and could pull other local files in). magicmask reads frames as TIFF only.
+
+    Raises
+    ------
+    MagicmaskError
+        When the file is missing, unreadable, or not a TIFF.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except FileNotFoundError:
+        raise MagicmaskError(f"{role} not found", path, "check the path") from None
+    except IsADirectoryError:
+        raise MagicmaskError(f"{role} is a folder, not a TIFF file", path, "pass the TIFF files inside it") from None
+    except OSError as exc:
+        raise MagicmaskError(f"cannot read {role}: {exc.strerror}", path, "check its permissions") from None
+    if not head.startswith(TIFF_MAGIC):
+        what = _sniff(head)
+        what = what if what.startswith("not") or what == "empty" else f"{what}, not a TIFF"
+        raise MagicmaskError(f"{role} is {what}", path, "magicmask reads TIFF frames only; remove or convert this file")
+    return path
+
+
+def is_output_name(path: str | os.PathLike) -> bool:
+    """True for the names magicmask writes (``*-mask.tiff``, ``background.tiff``), which are never frames."""
+    name = Path(path).name
+    return name.endswith(MASK_SUFFIX) or name == BACKGROUND_NAME or name.startswith(TEMP_PREFIX)
+
+
+def select_frames(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """The frames among ``paths``: earlier outputs (``*-mask.tiff``, ``background.tiff``) left out.
+
+    A re-run over a folder whose glob now also matches magicmask's own outputs makes no masks of masks.
+    Order is kept; repeated paths are kept once.
+    """
+    seen: set[Path] = set()
+    frames = []
+    for path in map(Path, paths):
+        if is_output_name(path) or path in seen:
+            continue
+        seen.add(path)
+        frames.append(path)
+    return frames
+
+
+def frame_name(frame: str | os.PathLike) -> str:
+    """NAME of a frame: its file name without the last extension, as the seed's ``cut -d'.' -f1`` meant."""
+    path = Path(frame)
+    return path.name.rsplit(".", 1)[0] if "." in path.name[1:] else path.name
+
+
+def output_paths(frame: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """``(NAME-mask.tiff, NAME-clean.jpg)`` for a frame, in ``out_dir`` or beside the frame."""
+    frame = Path(frame)
+    folder = Path(out_dir) if out_dir is not None else frame.parent
+    name = frame_name(frame)
+    return folder / f"{name}{MASK_SUFFIX}", folder / f"{name}{CLEAN_SUFFIX}"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary name beside ``path``; rename it to ``path`` only when the block succeeds.
+
+    The temporary file is removed on any error or interruption, so ``path`` is either the old file,
+    absent, or the complete new one: never half-written.
+    """
+    path = Path(path)
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}-", suffix=path.suffix, dir=folder)
+    except OSError as exc:
+        raise MagicmaskError(f"cannot write here: {exc.strerror}", folder, "choose a folder you can write to") from None
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise MagicmaskError(f"cannot write: {exc.strerror}", path, "check free space and permissions") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return Path(path)
