@@ -6,9 +6,9 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from magicmask.engines import wand as engine
+from magicmask.engines import DEFAULT_ENGINE, get_engine
 from magicmask.errors import MagicmaskError
-from magicmask.files import atomic_path, select_frames
+from magicmask.files import select_frames, write_atomic
 
 METHODS = {"lighten": "black", "darken": "white"}  # -compose OP: the -background colour the seed uses
 
@@ -19,6 +19,7 @@ def flatten(
     compose: str = "lighten",
     background: str | None = None,
     progress: Callable[[Path], None] | None = None,
+    engine: str = DEFAULT_ENGINE,
 ) -> Path:
     """Flatten frames with a per-pixel compose operator, one frame in memory at a time.
 
@@ -40,44 +41,42 @@ def flatten(
         The ``-background`` colour; ``black`` for lighten and ``white`` for darken, as in the seed.
     progress : callable, optional
         Called with each frame once it is folded in.
+    engine : str
+        The image engine (see :mod:`magicmask.engines`).
     """
     if compose not in METHODS:
         raise MagicmaskError(f"unknown compose method {compose!r}", hint=f"use one of {', '.join(METHODS)}")
     frames = select_frames(frames)
     if not frames:
         raise MagicmaskError("no frames to flatten", hint="pass TIFF frames, e.g. t*.tiff")
-    fold = engine.Fold(compose, background or METHODS[compose])
+    output = Path(output)
+    fold = get_engine(engine).Fold(compose, background or METHODS[compose])
     try:
         for frame in frames:
             fold.add_file(frame)
             if progress is not None:
                 progress(frame)
-        output = Path(output)
-        with atomic_path(output) as tmp:
-            if output.suffix.lower() in (".jpg", ".jpeg"):
-                engine.save_jpeg(fold.canvas, tmp)
-            else:
-                engine.save_tiff(fold.canvas, tmp)
+        data = fold.encode("jpeg" if output.suffix.lower() in (".jpg", ".jpeg") else "tiff")
     finally:
         fold.close()
-    return output
+    return write_atomic(output, data)
 
 
-def lighten_background(frames, output="background.tiff", progress=None) -> Path:
+def lighten_background(frames, output="background.tiff", progress=None, engine: str = DEFAULT_ENGINE) -> Path:
     """The seed's adaptive background: the per-pixel lightest value over all frames.
 
     Reproduces::
 
         convert *.tiff -background black -compose lighten -flatten background.tiff
     """
-    return flatten(frames, output, "lighten", "black", progress)
+    return flatten(frames, output, "lighten", "black", progress, engine)
 
 
-def keyframe_display(frames, output="keyframes.jpg", progress=None) -> Path:
+def keyframe_display(frames, output="keyframes.jpg", progress=None, engine: str = DEFAULT_ENGINE) -> Path:
     """The author's multi-exposure keyframe display: the per-pixel darkest value over all frames.
 
     Reproduces::
 
         convert *.tiff -background white -compose darken -flatten keyframes.jpg
     """
-    return flatten(frames, output, "darken", "white", progress)
+    return flatten(frames, output, "darken", "white", progress, engine)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from magicmask import keyframes
+from magicmask.files import atomic_path
 
 
 def scene(width: int, height: int, seed: int = 7) -> np.ndarray:
@@ -95,5 +96,6 @@ def make_sample_video(
     """
     dtype, pix_fmt, scale = (np.uint16, "rgb48le", 65535) if deep else (np.uint8, "rgb24", 255)
     raw = b"".join(np.round(frame * scale).astype(dtype).tobytes() for frame in frames(width, height, count))
-    keyframes.encode_raw_video(raw, path, width, height, pix_fmt, fps, keyint, deep)
+    with atomic_path(path) as tmp:
+        keyframes.encode_raw_video(raw, tmp, width, height, pix_fmt, fps, keyint, deep)
     return Path(path)

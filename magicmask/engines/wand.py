@@ -7,6 +7,7 @@ that keep the results identical to the command line.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from magicmask.errors import MagicmaskError
@@ -176,6 +177,18 @@ class Fold:
         with read_tiff(path) as image:
             self.add(image, path)
 
+    def combine(self, other: "Fold") -> None:
+        """Fold another partial result into this one (lighten/darken are associative)."""
+        if other.canvas is not None:
+            self.add(other.canvas, other.first_path)
+            self.count += other.count - 1
+
+    def encode(self, format: str = "tiff") -> bytes:
+        """The flattened image as TIFF or JPEG bytes."""
+        if self.canvas is None:
+            raise MagicmaskError("no frames to flatten", hint="pass TIFF frames, e.g. t*.tiff")
+        return _encode(self.canvas, format)
+
     def close(self) -> None:
         if self.canvas is not None:
             self.canvas.close()
@@ -194,6 +207,36 @@ def save_jpeg(image: "Image", path: str | os.PathLike) -> None:
     """
     image.options["jpeg:optimize-coding"] = "true"
     image.save(filename="jpeg:" + os.fspath(path))
+
+
+def _encode(image: "Image", format: str) -> bytes:
+    """``image`` as the bytes ``save_tiff``/``save_jpeg`` write (through a file: a TIFF blob may differ by one
+    alignment byte from the file ``convert`` writes)."""
+    save = save_jpeg if format in ("jpeg", "jpg") else save_tiff
+    with tempfile.TemporaryDirectory(prefix="magicmask-") as folder:
+        path = Path(folder) / f"out.{format}"
+        save(image, path)
+        return path.read_bytes()
+
+
+def load_background(path: str | os.PathLike) -> "Image":
+    """The background image, read once for every frame (close it when done)."""
+    return read_tiff(path, "background")
+
+
+def render_frame(background: "Image", frame: str | os.PathLike, params: MaskParams = MaskParams(), background_path=None) -> tuple[bytes, bytes]:
+    """``(NAME-mask.tiff bytes, NAME-clean.jpg bytes)`` for one frame: both of the seed's loop commands.
+
+    The mask is quantised in memory as the second command reads it back from the mask file
+    (:func:`as_read_back`), so the frame is read once and the mask file is never read.
+    """
+    with read_tiff(frame) as image:
+        check_same_size(background, image, frame, background_path)
+        with mask_image(background, image, params) as mask:
+            mask_bytes = _encode(mask, "tiff")
+            with as_read_back(mask) as read_back, clean_image(image, read_back) as clean:
+                clean_bytes = _encode(clean, "jpeg")
+    return mask_bytes, clean_bytes
 
 
 def version() -> str:

@@ -1,0 +1,34 @@
+# make demo   set everything up, then run magicmask on its built-in sample video
+# make test   set everything up, then run the test suite (tox)
+# make bench  set everything up, then run the benchmarks in bench/
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: setup system demo test bench golden clean
+
+setup: system $(VENV)/.installed
+
+system:
+	@scripts/install-system.sh
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,dask]' tox
+	touch $@
+
+demo: setup
+	$(BIN)/magicmask demo -o demo
+
+test: setup
+	$(BIN)/tox
+
+bench: setup
+	$(BIN)/python bench/bench_seed_vs_run.py
+
+golden: setup
+	PYTHON=$(abspath $(BIN)/python) golden/regenerate.sh
+
+clean:
+	rm -rf $(VENV) .tox demo bench/out

@@ -1,0 +1,33 @@
+from pathlib import Path
+
+import pytest
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+VIDEOS = ("walk", "walk10")
+
+
+def pytest_report_header(config):
+    from magicmask.engines import wand
+    from magicmask.keyframes import version
+
+    return [f"ImageMagick (Wand): {wand.version()}", f"ffmpeg: {version()}"]
+
+
+@pytest.fixture(scope="session")
+def golden() -> Path:
+    return GOLDEN
+
+
+def golden_frames(video: str) -> list[Path]:
+    return sorted((GOLDEN / video / "frames").glob("t*.tiff"))
+
+
+@pytest.fixture(scope="session")
+def sample_frames(tmp_path_factory) -> list[Path]:
+    """Keyframes of a freshly made sample video (not golden data): 6 frames of 96x72."""
+    from magicmask.keyframes import extract_keyframes
+    from magicmask.sample import make_sample_video
+
+    folder = tmp_path_factory.mktemp("sample")
+    video = make_sample_video(folder / "sample.mp4", width=96, height=72, count=30, keyint=5)
+    return extract_keyframes(video, folder / "frames")

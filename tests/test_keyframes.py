@@ -1,0 +1,72 @@
+import pytest
+
+from magicmask.errors import MagicmaskError
+from magicmask.keyframes import extract_keyframes, frame_names, keyframe_pix_fmt, keyframes_command, probe
+from magicmask.sample import make_sample_video
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("yuv420p", "rgb24"), ("yuvj420p", "rgb24"), ("yuv444p", "rgb24"), ("nv12", "rgb24"), ("rgb24", "rgb24"),
+        ("yuv420p10le", "rgb48le"), ("yuv422p12be", "rgb48le"), ("p010le", "rgb48le"), ("rgb48le", "rgb48le"),
+        ("yuva420p", "rgba"), ("rgba", "rgba"), ("yuva444p10le", "rgba64le"),
+        ("gray", "gray"), ("gray10le", "gray16le"), ("ya8", "ya8"), ("ya16le", "ya16le"), (None, "rgb24"),
+    ],
+)
+def test_keyframes_are_written_as_rgb_of_the_sources_depth(source, expected):
+    assert keyframe_pix_fmt(source) == expected
+
+
+def test_keyframes_command_is_the_seeds_with_passthrough_and_rgb():
+    args = keyframes_command("in put.mp4", "t%02d.tiff", "rgb24")
+    assert args[0] == "ffmpeg"
+    joined = " ".join(args)
+    assert "-skip_frame nokey -i in put.mp4" in joined
+    assert "-fps_mode passthrough" in joined and "-pix_fmt rgb24" in joined and "-f image2" in joined
+    assert args[-1] == "t%02d.tiff"
+    assert "-r" not in args and "-vsync" not in args
+
+
+def test_names_keep_the_seeds_two_digits_up_to_99_then_widen():
+    assert frame_names(3) == ["t01.tiff", "t02.tiff", "t03.tiff"]
+    assert frame_names(99)[-1] == "t99.tiff"
+    names = frame_names(120)
+    assert names[0] == "t001.tiff" and names[-1] == "t120.tiff"
+    assert names == sorted(names)
+
+
+def test_more_than_99_keyframes_get_wider_names_that_sort(tmp_path):
+    video = make_sample_video(tmp_path / "many.mp4", width=32, height=24, count=101, keyint=1)
+    frames = extract_keyframes(video, tmp_path / "kf")
+    assert len(frames) == 101
+    assert frames[0].name == "t001.tiff" and frames[-1].name == "t101.tiff"
+    assert sorted(p.name for p in (tmp_path / "kf").iterdir()) == [f.name for f in frames]
+
+
+def test_extraction_leaves_no_temporary_folder(tmp_path):
+    video = make_sample_video(tmp_path / "v.mp4", width=32, height=24, count=10, keyint=5)
+    extract_keyframes(video, tmp_path / "kf")
+    assert sorted(p.name for p in (tmp_path / "kf").iterdir()) == ["t01.tiff", "t02.tiff"]
+
+
+def test_missing_video_names_the_file(tmp_path):
+    with pytest.raises(MagicmaskError, match="not found") as info:
+        extract_keyframes(tmp_path / "gone.mp4", tmp_path / "kf")
+    assert "gone.mp4" in str(info.value)
+
+
+def test_text_file_named_mp4_is_not_a_video(tmp_path):
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("hello\n")
+    with pytest.raises(MagicmaskError, match="cannot read this as a video"):
+        probe(fake)
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path):
+    import subprocess
+
+    audio = tmp_path / "tone.m4a"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=duration=0.5", str(audio)], check=True)
+    with pytest.raises(MagicmaskError, match="no video stream"):
+        extract_keyframes(audio, tmp_path / "kf")
