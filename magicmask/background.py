@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from magicmask.engines import DEFAULT_ENGINE, get_engine
 from magicmask.errors import MagicmaskError
+from magicmask.execute import as_magicmask_error, resolve_jobs, run_tasks
 from magicmask.files import select_frames, write_atomic
 
 METHODS = {"lighten": "black", "darken": "white"}  # -compose OP: the -background colour the seed uses
@@ -20,6 +23,7 @@ def flatten(
     background: str | None = None,
     progress: Callable[[Path], None] | None = None,
     engine: str = DEFAULT_ENGINE,
+    jobs: int | None = None,
 ) -> Path:
     """Flatten frames with a per-pixel compose operator, one frame in memory at a time.
 
@@ -43,6 +47,10 @@ def flatten(
         Called with each frame once it is folded in.
     engine : str
         The image engine (see :mod:`magicmask.engines`).
+    jobs : int, optional
+        Worker processes; all cores by default. Each worker folds a run of frames; their partial
+        results are combined here as they arrive (lighten and darken are associative), so memory
+        does not grow with the number of frames.
     """
     if compose not in METHODS:
         raise MagicmaskError(f"unknown compose method {compose!r}", hint=f"use one of {', '.join(METHODS)}")
@@ -50,33 +58,68 @@ def flatten(
     if not frames:
         raise MagicmaskError("no frames to flatten", hint="pass TIFF frames, e.g. t*.tiff")
     output = Path(output)
-    fold = get_engine(engine).Fold(compose, background or METHODS[compose])
+    colour = background or METHODS[compose]
+    jobs = resolve_jobs(jobs)
+    fold = get_engine(engine).Fold(compose, colour)
     try:
-        for frame in frames:
-            fold.add_file(frame)
-            if progress is not None:
-                progress(frame)
+        if jobs == 1 or len(frames) < 2 * CHUNK:
+            for frame in frames:
+                fold.add_file(frame)
+                if progress is not None:
+                    progress(frame)
+        else:
+            _fold_in_parallel(fold, frames, engine, colour, jobs, progress)
         data = fold.encode("jpeg" if output.suffix.lower() in (".jpg", ".jpeg") else "tiff")
     finally:
         fold.close()
     return write_atomic(output, data)
 
 
-def lighten_background(frames, output="background.tiff", progress=None, engine: str = DEFAULT_ENGINE) -> Path:
+CHUNK = 8  # frames a worker folds before handing its partial result back
+
+
+def fold_chunk(task: tuple[str, str, str, list[Path]]) -> bytes:
+    """Fold a run of frames in a worker; the partial result as TIFF bytes."""
+    engine, compose, colour, frames = task
+    fold = get_engine(engine).Fold(compose, colour)
+    try:
+        for frame in frames:
+            fold.add_file(frame)
+        return fold.encode("tiff")
+    finally:
+        fold.close()
+
+
+def _fold_in_parallel(fold, frames: list[Path], engine: str, colour: str, jobs: int, progress) -> None:
+    size = max(1, min(CHUNK, math.ceil(len(frames) / jobs)))
+    chunks = [(engine, fold.compose, colour, frames[i : i + size]) for i in range(0, len(frames), size)]
+    with tempfile.TemporaryDirectory(prefix="magicmask-fold-") as folder:
+        partial = Path(folder) / "partial.tiff"
+        for task, data, error in run_tasks(fold_chunk, chunks, jobs):
+            if error is not None:
+                raise as_magicmask_error(error, task[3][0])
+            partial.write_bytes(data)
+            fold.add_file(partial)
+            if progress is not None:
+                for frame in task[3]:
+                    progress(frame)
+
+
+def lighten_background(frames, output="background.tiff", progress=None, engine: str = DEFAULT_ENGINE, jobs: int | None = None) -> Path:
     """The seed's adaptive background: the per-pixel lightest value over all frames.
 
     Reproduces::
 
         convert *.tiff -background black -compose lighten -flatten background.tiff
     """
-    return flatten(frames, output, "lighten", "black", progress, engine)
+    return flatten(frames, output, "lighten", "black", progress, engine, jobs)
 
 
-def keyframe_display(frames, output="keyframes.jpg", progress=None, engine: str = DEFAULT_ENGINE) -> Path:
+def keyframe_display(frames, output="keyframes.jpg", progress=None, engine: str = DEFAULT_ENGINE, jobs: int | None = None) -> Path:
     """The author's multi-exposure keyframe display: the per-pixel darkest value over all frames.
 
     Reproduces::
 
         convert *.tiff -background white -compose darken -flatten keyframes.jpg
     """
-    return flatten(frames, output, "darken", "white", progress, engine)
+    return flatten(frames, output, "darken", "white", progress, engine, jobs)

@@ -72,6 +72,7 @@ def check(
     params: MaskParams = MaskParams(),
     engine: str = DEFAULT_ENGINE,
     progress: Callable[[Path], None] | None = None,
+    jobs: int | None = None,
 ) -> list[Comparison]:
     """Compare magicmask's masks and clean images with those of the literal ``convert`` commands.
 
@@ -87,15 +88,16 @@ def check(
         raise MagicmaskError("no frames to check", hint="pass TIFF frames, e.g. t*.tiff")
     check_tiff(background, "background")
     convert = find_convert()
+    for frame in frames:
+        check_tiff(frame)
     rows = []
     with tempfile.TemporaryDirectory(prefix="magicmask-check-") as folder:
         ours_dir, ref_dir = Path(folder) / "magicmask", Path(folder) / "convert"
-        for frame in frames:
-            check_tiff(frame)
-            ours = mask_frames([frame], background, ours_dir, params, engine=engine)[0]
+        ours = mask_frames(frames, background, ours_dir, params, engine=engine, jobs=jobs)
+        for frame, mine in zip(frames, ours):
             reference = run_seed_loop([frame], background, ref_dir, params, convert)[0]
-            for mine, theirs in zip(ours, reference):
-                rows.append(compare_files(mine, theirs))
+            for output, theirs in zip(mine, reference):
+                rows.append(compare_files(output, theirs))
             if progress is not None:
                 progress(frame)
     return rows

@@ -35,6 +35,8 @@ Threshold2 = Annotated[str, typer.Option("--threshold2", help="Second -threshold
 Blur2 = Annotated[str, typer.Option("--blur2", help="Second -blur geometry.")]
 Engine = Annotated[str, typer.Option("--engine", help="Image engine: wand (ImageMagick itself).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes; 0 = every core, 1 = no workers.")]
+Force = Annotated[bool, typer.Option("--force", help="Redo frames whose outputs are already up to date.")]
 Frames = Annotated[list[Path], typer.Argument(help="TIFF frames, e.g. t*.tiff (earlier *-mask.tiff outputs and background.tiff are skipped).", show_default=False)]
 
 
@@ -138,6 +140,7 @@ def background(
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The background file [default: background.tiff beside the frames]")] = None,
     method: Annotated[str, typer.Option("--method", help="lighten (the seed's, on a black canvas) or darken (on white).")] = "lighten",
     engine: Engine = "wand",
+    jobs: Jobs = 0,
     quiet: Quiet = False,
 ):
     """Build a background: convert *.tiff -background black -compose lighten -flatten background.tiff."""
@@ -147,7 +150,7 @@ def background(
     chosen = select_frames(frames)
     target = output or (chosen[0].parent / BACKGROUND_NAME if chosen else Path(BACKGROUND_NAME))
     with _progress(quiet) as update:
-        written = flatten(chosen, target, method, progress=_counter(update, "background", len(chosen)), engine=engine)
+        written = flatten(chosen, target, method, progress=_counter(update, "background", len(chosen)), engine=engine, jobs=jobs)
     out.print(f"background written to {written}", soft_wrap=True)
 
 
@@ -162,6 +165,8 @@ def masks(
     threshold2: Threshold2 = "20%",
     blur2: Blur2 = "0x3",
     engine: Engine = "wand",
+    jobs: Jobs = 0,
+    force: Force = False,
     quiet: Quiet = False,
 ):
     """Write NAME-mask.tiff and NAME-clean.jpg for every frame, as the blog's two convert lines do."""
@@ -172,7 +177,7 @@ def masks(
     chosen = select_frames(frames)
     errors = []
     with _progress(quiet) as update:
-        written = mask_frames(chosen, background_file, output, params, _counter(update, "masks", len(chosen)), errors.append, engine)
+        written = mask_frames(chosen, background_file, output, params, _counter(update, "masks", len(chosen)), errors.append, engine, jobs, force)
     out.print(f"{len(written)} masks and clean images written", soft_wrap=True)
     _report_errors(errors)
 
@@ -188,6 +193,8 @@ def run(
     threshold2: Threshold2 = "20%",
     blur2: Blur2 = "0x3",
     engine: Engine = "wand",
+    jobs: Jobs = 0,
+    force: Force = False,
     quiet: Quiet = False,
 ):
     """The whole blog recipe: keyframes, background, then a mask and clean image for every keyframe."""
@@ -195,7 +202,7 @@ def run(
 
     params = _params(threshold, blur, threshold2, blur2)
     with _progress(quiet) as update:
-        result = run_pipeline(video, output, background_choice, params, engine, update)
+        result = run_pipeline(video, output, background_choice, params, engine, update, jobs, force)
     out.print(f"{len(result.keyframes)} keyframes, background {result.background}, {len(result.outputs)} masks and clean images in {result.out_dir}", soft_wrap=True)
     _report_errors(result.errors)
 
@@ -206,6 +213,7 @@ def display(
     frames: Frames,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The display image [default: keyframes.jpg beside the frames]")] = None,
     engine: Engine = "wand",
+    jobs: Jobs = 0,
     quiet: Quiet = False,
 ):
     """The keyframe multi-exposure display: convert *.tiff -background white -compose darken -flatten keyframes.jpg."""
@@ -215,7 +223,7 @@ def display(
     chosen = select_frames(frames)
     target = output or (chosen[0].parent / "keyframes.jpg" if chosen else Path("keyframes.jpg"))
     with _progress(quiet) as update:
-        written = keyframe_display(chosen, target, _counter(update, "display", len(chosen)), engine)
+        written = keyframe_display(chosen, target, _counter(update, "display", len(chosen)), engine, jobs)
     out.print(f"display written to {written}", soft_wrap=True)
 
 
@@ -229,6 +237,7 @@ def check(
     threshold2: Threshold2 = "20%",
     blur2: Blur2 = "0x3",
     engine: Engine = "wand",
+    jobs: Jobs = 0,
     quiet: Quiet = False,
 ):
     """Run the literal convert commands on the frames and compare with magicmask's outputs, exactly."""
@@ -238,7 +247,7 @@ def check(
     params = _params(threshold, blur, threshold2, blur2)
     chosen = select_frames(frames)
     with _progress(quiet) as update:
-        rows = run_check(chosen, background_file, params, engine, _counter(update, "check", len(chosen)))
+        rows = run_check(chosen, background_file, params, engine, _counter(update, "check", len(chosen)), jobs)
     table = Table("file", "result", "differing pixels", "note")
     for row in rows:
         colour = "green" if row.identical else "red"
@@ -256,13 +265,14 @@ def check(
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the sample video and its outputs.")] = Path("magicmask-demo"),
     engine: Engine = "wand",
+    jobs: Jobs = 0,
     quiet: Quiet = False,
 ):
     """Make a small sample video (a figure walking over a stone wall) and run the whole recipe on it."""
     from magicmask.demo import demo as run_demo
 
     with _progress(quiet) as update:
-        video, result, display_path = run_demo(output, engine, update)
+        video, result, display_path = run_demo(output, engine, update, jobs)
     out.print(f"sample video:   {video}", soft_wrap=True)
     out.print(f"keyframes:      {result.out_dir}/t01.tiff ... {result.keyframes[-1].name}", soft_wrap=True)
     out.print(f"masks, cleans:  {result.out_dir}/NAME-mask.tiff, NAME-clean.jpg ({len(result.outputs)} each)", soft_wrap=True)

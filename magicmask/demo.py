@@ -13,7 +13,7 @@ from magicmask.sample import make_sample_video
 SAMPLE_NAME = "sample.mp4"
 
 
-def demo(out_dir: str | os.PathLike = "magicmask-demo", engine: str = DEFAULT_ENGINE, progress: Progress | None = None) -> tuple[Path, RunResult, Path]:
+def demo(out_dir: str | os.PathLike = "magicmask-demo", engine: str = DEFAULT_ENGINE, progress: Progress | None = None, jobs: int | None = None) -> tuple[Path, RunResult, Path]:
     """Make the sample video in ``out_dir`` and run the blog's recipe on it.
 
     Writes ``out_dir/sample.mp4`` (a dark figure walking over a stone wall, 320x240, 6 keyframes),
@@ -29,6 +29,6 @@ def demo(out_dir: str | os.PathLike = "magicmask-demo", engine: str = DEFAULT_EN
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     video = make_sample_video(out_dir / SAMPLE_NAME)
-    result = run(video, out_dir / "frames", "first", engine=engine, progress=progress)
-    display = keyframe_display(result.keyframes, out_dir / "frames" / "keyframes.jpg", engine=engine)
+    result = run(video, out_dir / "frames", "first", engine=engine, progress=progress, jobs=jobs)
+    display = keyframe_display(result.keyframes, out_dir / "frames" / "keyframes.jpg", engine=engine, jobs=jobs)
     return video, result, display

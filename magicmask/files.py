@@ -66,20 +66,23 @@ def is_output_name(path: str | os.PathLike) -> bool:
     return name.endswith(MASK_SUFFIX) or name == BACKGROUND_NAME or name.startswith(TEMP_PREFIX)
 
 
-def select_frames(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """The frames among ``paths``: earlier outputs (``*-mask.tiff``, ``background.tiff``) left out.
+def iter_frames(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
+    """The frames among ``paths``, lazily: earlier outputs (``*-mask.tiff``, ``background.tiff``) left out.
 
     A re-run over a folder whose glob now also matches magicmask's own outputs makes no masks of masks.
     Order is kept; repeated paths are kept once.
     """
     seen: set[Path] = set()
-    frames = []
     for path in map(Path, paths):
         if is_output_name(path) or path in seen:
             continue
         seen.add(path)
-        frames.append(path)
-    return frames
+        yield path
+
+
+def select_frames(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """The frames among ``paths`` as a list (see :func:`iter_frames`)."""
+    return list(iter_frames(paths))
 
 
 def frame_name(frame: str | os.PathLike) -> str:
@@ -107,7 +110,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}-", suffix=path.suffix, dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}tmp-{path.stem}-", suffix=path.suffix, dir=folder)
     except OSError as exc:
         raise MagicmaskError(f"cannot write here: {exc.strerror}", folder, "choose a folder you can write to") from None
     os.close(fd)

@@ -11,15 +11,21 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from magicmask.engines import DEFAULT_ENGINE, get_engine
 from magicmask.engines import wand
 from magicmask.errors import MagicmaskError
-from magicmask.files import atomic_path, output_paths, select_frames, write_atomic
+from magicmask.execute import as_magicmask_error, run_tasks
+from magicmask.files import TEMP_PREFIX, atomic_path, check_tiff, iter_frames, output_paths, write_atomic
 from magicmask.params import MaskParams
+
+SETTINGS_NAME = TEMP_PREFIX + "masks.json"
 
 
 def make_mask(background, frame, mask_path, params: MaskParams = MaskParams()) -> Path:
@@ -59,32 +65,80 @@ def make_clean(frame, mask, clean_path) -> Path:
     return Path(clean_path)
 
 
-def mask_frame(background, frame, out_dir=None, params: MaskParams = MaskParams(), background_path=None, engine: str = DEFAULT_ENGINE) -> tuple[Path, Path]:
-    """Both of the loop's commands for one frame, reading the frame once.
+@dataclass(frozen=True)
+class FrameJob:
+    """One frame's work, as plain values that cross process boundaries."""
+
+    frame: Path
+    mask: Path
+    clean: Path
+    background: Path
+    params: MaskParams
+    engine: str
+
+
+_BACKGROUNDS: dict = {}
+
+
+def _background(engine: str, path: Path):
+    """The background loaded by ``engine``, kept for the following frames of this process."""
+    stat = path.stat()
+    key = (engine, os.fspath(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _BACKGROUNDS:
+        for handle in _BACKGROUNDS.values():
+            if hasattr(handle, "close"):
+                handle.close()
+        _BACKGROUNDS.clear()
+        _BACKGROUNDS[key] = get_engine(engine).load_background(path)
+    return _BACKGROUNDS[key]
+
+
+def render(job: FrameJob) -> tuple[Path, Path]:
+    """Both of the loop's commands for one frame, reading the frame once; both files written atomically.
 
     The mask is quantised in memory exactly as the second command reads it back from the file, so
-    ``NAME-clean.jpg`` is what the loop writes, without reading ``NAME-mask.tiff`` again. Both files
-    are written atomically.
-
-    Parameters
-    ----------
-    background : engine background
-        The background, from ``get_engine(engine).load_background(path)``, loaded once for all frames.
-    frame : path
-        The frame's TIFF file.
-    out_dir : path, optional
-        Where to write; beside the frame by default.
-
-    Returns
-    -------
-    (Path, Path)
-        The mask and clean image written.
+    ``NAME-clean.jpg`` is what the loop writes, without reading ``NAME-mask.tiff`` again.
     """
-    mask_path, clean_path = output_paths(frame, out_dir)
-    mask_bytes, clean_bytes = get_engine(engine).render_frame(background, frame, params, background_path)
-    write_atomic(mask_path, mask_bytes)
-    write_atomic(clean_path, clean_bytes)
-    return mask_path, clean_path
+    background = _background(job.engine, job.background)
+    mask_bytes, clean_bytes = get_engine(job.engine).render_frame(background, job.frame, job.params, job.background)
+    write_atomic(job.mask, mask_bytes)
+    write_atomic(job.clean, clean_bytes)
+    return job.mask, job.clean
+
+
+class _Resume:
+    """Which frames' outputs are already done: present, newer than the frame and the background, and made
+    with the same settings (recorded per output folder, with the time they were first used there)."""
+
+    def __init__(self, background: Path, params: MaskParams, force: bool):
+        self.settings = {"background": os.fspath(background.resolve()), "params": asdict(params)}
+        self.force = force
+        self.background_ns = background.stat().st_mtime_ns
+        self.since: dict[Path, int] = {}
+
+    def _since(self, folder: Path) -> int:
+        if folder not in self.since:
+            record = folder / SETTINGS_NAME
+            try:
+                recorded = json.loads(record.read_text())
+                since = int(recorded["since_ns"]) if recorded.get("settings") == self.settings else None
+            except (OSError, ValueError, KeyError, TypeError):
+                since = None
+            if since is None or self.force:
+                since = time.time_ns()
+                write_atomic(record, json.dumps({"settings": self.settings, "since_ns": since}).encode())
+            self.since[folder] = since
+        return self.since[folder]
+
+    def done(self, job: FrameJob) -> bool:
+        since = self._since(job.mask.parent)
+        if self.force:
+            return False
+        try:
+            newest_input = max(job.frame.stat().st_mtime_ns, self.background_ns, since)
+            return min(job.mask.stat().st_mtime_ns, job.clean.stat().st_mtime_ns) >= newest_input
+        except OSError:
+            return False
 
 
 def mask_frames(
@@ -95,15 +149,20 @@ def mask_frames(
     progress: Callable[[Path], None] | None = None,
     on_error: Callable[[MagicmaskError], None] | None = None,
     engine: str = DEFAULT_ENGINE,
+    jobs: int | None = None,
+    force: bool = False,
 ) -> list[tuple[Path, Path]]:
-    """The seed's loop over frames: ``NAME-mask.tiff`` and ``NAME-clean.jpg`` for every frame.
+    """The seed's loop over frames: ``NAME-mask.tiff`` and ``NAME-clean.jpg`` for every frame, on every core.
 
-    Earlier outputs among ``frames`` (``*-mask.tiff``, ``background.tiff``) are skipped.
+    Earlier outputs among ``frames`` (``*-mask.tiff``, ``background.tiff``) are skipped, and so are
+    frames whose outputs are up to date: present, newer than the frame and the background, and
+    made with the same settings (``force`` redoes them).
 
     Parameters
     ----------
     frames : iterable of paths
-        The frames (TIFF files).
+        The frames (TIFF files). May be a stream (e.g. keyframes as ffmpeg writes them): work on a
+        frame starts as soon as the iterable yields it.
     background : path
         The background TIFF, e.g. the first frame or ``background.tiff``.
     out_dir : path, optional
@@ -111,38 +170,53 @@ def mask_frames(
     params : MaskParams
         The thresholds and blurs of the chain.
     progress : callable, optional
-        Called with each frame once it is done (written or failed).
+        Called with each frame once it is done (written, up to date, or failed).
     on_error : callable, optional
         Called with the error of a frame that fails; the other frames are still processed. Without
         it, the first error is raised once every other frame is done.
     engine : str
         The image engine (see :mod:`magicmask.engines`).
+    jobs : int, optional
+        Worker processes; all cores by default, 1 runs in this process.
+    force : bool
+        Redo frames whose outputs are up to date.
 
     Returns
     -------
     list of (Path, Path)
-        The outputs written, in frame order.
+        The outputs of every frame that succeeded, in frame order.
     """
-    frames = select_frames(frames)
-    if not frames:
+    background = check_tiff(background, "background")
+    get_engine(engine)
+    resume = _Resume(background, params, force)
+    order: list[Path] = []
+    done: dict[Path, tuple[Path, Path]] = {}
+    errors: list[MagicmaskError] = []
+
+    def report(frame: Path, error: MagicmaskError | None = None):
+        if error is not None:
+            (errors.append if on_error is None else on_error)(error)
+        if progress is not None:
+            progress(frame)
+
+    def pending():
+        for frame in iter_frames(frames):
+            order.append(frame)
+            mask, clean = output_paths(frame, out_dir)
+            job = FrameJob(frame, mask, clean, background, params, engine)
+            if resume.done(job):
+                done[frame] = (mask, clean)
+                report(frame)
+            else:
+                yield job
+
+    for job, result, error in run_tasks(render, pending(), jobs):
+        if error is None:
+            done[job.frame] = result
+        report(job.frame, None if error is None else as_magicmask_error(error, job.frame))
+    if not order:
         raise MagicmaskError("no frames to mask", hint="pass TIFF frames, e.g. t*.tiff")
-    module = get_engine(engine)
-    written, errors = [], []
-    handle = module.load_background(background)
-    try:
-        for frame in frames:
-            try:
-                written.append(mask_frame(handle, frame, out_dir, params, background, engine))
-            except MagicmaskError as exc:
-                if on_error is None:
-                    errors.append(exc)
-                else:
-                    on_error(exc)
-            if progress is not None:
-                progress(frame)
-    finally:
-        if hasattr(handle, "close"):
-            handle.close()
     if errors:
         raise errors[0]
-    return written
+    return [done[frame] for frame in order if frame in done]
+

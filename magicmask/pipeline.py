@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,8 +11,8 @@ from pathlib import Path
 from magicmask.background import lighten_background
 from magicmask.engines import DEFAULT_ENGINE
 from magicmask.errors import MagicmaskError
-from magicmask.files import BACKGROUND_NAME, check_tiff
-from magicmask.keyframes import extract_keyframes
+from magicmask.files import BACKGROUND_NAME, CLEAN_SUFFIX, MASK_SUFFIX, check_tiff, output_paths
+from magicmask.keyframes import Keyframes
 from magicmask.masks import mask_frames
 from magicmask.params import MaskParams
 
@@ -53,6 +54,8 @@ def run(
     params: MaskParams = MaskParams(),
     engine: str = DEFAULT_ENGINE,
     progress: Progress | None = None,
+    jobs: int | None = None,
+    force: bool = False,
 ) -> RunResult:
     """Run the blog's whole recipe on one video.
 
@@ -77,6 +80,15 @@ def run(
         The image engine.
     progress : callable, optional
         ``progress(stage, done, total)``.
+    jobs : int, optional
+        Worker processes; all cores by default.
+    force : bool
+        Redo frames whose outputs are up to date (by default a re-run only does what is missing).
+
+    Notes
+    -----
+    With the first keyframe as background, masks start while ffmpeg is still extracting the
+    following keyframes; a lighten background needs every keyframe first.
 
     Returns
     -------
@@ -86,17 +98,41 @@ def run(
     out_dir = Path(out_dir)
     custom = os.fspath(background) not in BACKGROUNDS
     if custom:
-        check_tiff(background, "background")
-    step = _stage(progress, "keyframes", 0)
-    frames = extract_keyframes(video, out_dir, progress=step)
-    if custom:
-        background_path = Path(background)
-    elif background == "first":
+        background_path = check_tiff(background, "background")
+    keyframes = Keyframes(video, out_dir)
+    extracted = _stage(progress, "keyframes", 0)
+
+    def stream():
+        for path in keyframes:
+            extracted()
+            yield path
+
+    if background == "lighten":
+        frames = list(stream())
+        target = out_dir / BACKGROUND_NAME
+        if force or not _newer_than_all(target, frames):
+            lighten_background(frames, target, _stage(progress, "background", len(frames)), engine, jobs)
+        background_path, source = target, frames
+    elif custom:
+        source = stream()
+    else:  # the first keyframe, as soon as ffmpeg has written it; the masks start while it goes on
+        source = stream()
+        background_path = next(source)
+        source = itertools.chain([background_path], source)
+    errors: list[MagicmaskError] = []
+    mask_frames(source, background_path, out_dir, params, _stage(progress, "masks", 0), errors.append, engine, jobs, force)
+    frames = keyframes.finish((MASK_SUFFIX, CLEAN_SUFFIX))
+    if background == "first":
         background_path = frames[0]
-    else:
-        step = _stage(progress, "background", len(frames))
-        background_path = lighten_background(frames, out_dir / BACKGROUND_NAME, progress=step, engine=engine)
-    result = RunResult(out_dir, frames, background_path)
-    step = _stage(progress, "masks", len(frames))
-    result.outputs = mask_frames(frames, background_path, out_dir, params, progress=step, on_error=result.errors.append, engine=engine)
-    return result
+    failed = {error.path for error in errors}
+    outputs = [output_paths(frame, out_dir) for frame in frames if os.fspath(frame) not in failed]
+    return RunResult(out_dir, frames, background_path, outputs, errors)
+
+
+def _newer_than_all(target: Path, inputs: list[Path]) -> bool:
+    """True when ``target`` exists and is at least as new as every input."""
+    try:
+        made = target.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+    return all(made >= path.stat().st_mtime_ns for path in inputs)

@@ -31,3 +31,13 @@ def sample_frames(tmp_path_factory) -> list[Path]:
     folder = tmp_path_factory.mktemp("sample")
     video = make_sample_video(folder / "sample.mp4", width=96, height=72, count=30, keyint=5)
     return extract_keyframes(video, folder / "frames")
+
+
+def visible(folder) -> list[str]:
+    """The names in ``folder`` a user sees (magicmask's hidden records left out), sorted."""
+    return sorted(p.name for p in Path(folder).iterdir() if not p.name.startswith("."))
+
+
+def leftovers(folder) -> list[str]:
+    """Temporary files or folders magicmask left anywhere under ``folder`` (there must be none)."""
+    return sorted(str(p) for p in Path(folder).rglob(".magicmask-tmp-*"))

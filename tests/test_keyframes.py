@@ -1,4 +1,5 @@
 import pytest
+from conftest import leftovers, visible
 
 from magicmask.errors import MagicmaskError
 from magicmask.keyframes import extract_keyframes, frame_names, keyframe_pix_fmt, keyframes_command, probe
@@ -41,13 +42,14 @@ def test_more_than_99_keyframes_get_wider_names_that_sort(tmp_path):
     frames = extract_keyframes(video, tmp_path / "kf")
     assert len(frames) == 101
     assert frames[0].name == "t001.tiff" and frames[-1].name == "t101.tiff"
-    assert sorted(p.name for p in (tmp_path / "kf").iterdir()) == [f.name for f in frames]
+    assert visible(tmp_path / "kf") == [f.name for f in frames]
 
 
 def test_extraction_leaves_no_temporary_folder(tmp_path):
     video = make_sample_video(tmp_path / "v.mp4", width=32, height=24, count=10, keyint=5)
     extract_keyframes(video, tmp_path / "kf")
-    assert sorted(p.name for p in (tmp_path / "kf").iterdir()) == ["t01.tiff", "t02.tiff"]
+    assert visible(tmp_path / "kf") == ["t01.tiff", "t02.tiff"]
+    assert leftovers(tmp_path) == []
 
 
 def test_missing_video_names_the_file(tmp_path):
