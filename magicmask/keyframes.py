@@ -6,18 +6,20 @@ can be shown and tested without running ffmpeg, and then run with ffmpeg's stder
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import ffmpeg
 
 from magicmask.errors import MagicmaskError
-from magicmask.files import TEMP_PREFIX
+from magicmask.files import TEMP_PREFIX, write_atomic
 
 SEED_COMMAND = "ffmpeg -skip_frame nokey -i *.mp4 -vsync 0 -r 30 -f image2 t%02d.tiff"
 _INSTALL_HINT = "install it: apt-get install ffmpeg"
@@ -115,8 +117,13 @@ def frame_names(count: int) -> list[str]:
     return [f"t{index:0{width}d}.tiff" for index in range(1, count + 1)]
 
 
+def _binary(args: list[str]) -> list[str]:
+    """``args`` with ``ffmpeg`` replaced by the installed binary's path."""
+    return [ffmpeg_binary(), *args[1:]] if args and args[0] == "ffmpeg" else args
+
+
 def _run(args: list[str], video, what: str, **kwargs) -> subprocess.CompletedProcess:
-    args = [ffmpeg_binary(), *args[1:]] if args and args[0] == "ffmpeg" else args
+    args = _binary(args)
     try:
         done = subprocess.run(args, capture_output=True, **kwargs)
     except FileNotFoundError:
@@ -126,6 +133,135 @@ def _run(args: list[str], video, what: str, **kwargs) -> subprocess.CompletedPro
     return done
 
 
+MARKER_NAME = TEMP_PREFIX + "keyframes.json"
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    try:
+        if a.stat().st_size != b.stat().st_size:
+            return False
+    except FileNotFoundError:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            chunk = fa.read(1 << 20)
+            if chunk != fb.read(1 << 20):
+                return False
+            if not chunk:
+                return True
+
+
+class Keyframes:
+    """The keyframes of a video, written as ``out_dir/t01.tiff``, ``t02.tiff``, ... as ffmpeg makes them.
+
+    Iterating runs ffmpeg (see :func:`keyframes_command`) into a temporary folder inside
+    ``out_dir`` and yields each keyframe as soon as it is whole (ffmpeg has begun the next one, or
+    has ended), renamed into place: work on early keyframes can start while ffmpeg still runs, and
+    ``out_dir`` never holds a half-written keyframe. A keyframe identical to the file already there is
+    not replaced, so a re-run leaves it (and its modification time) as it was. When an earlier
+    complete extraction of the same video is recorded in ``out_dir``, its keyframes are used as they are.
+
+    Names keep the seed's two digits up to 99 keyframes; :meth:`finish` widens them all (``t001``...)
+    when there are more, renaming outputs made from them too, so names keep sorting.
+    """
+
+    def __init__(self, video: str | os.PathLike, out_dir: str | os.PathLike):
+        self.video = _check_video_path(video)
+        self.stream = probe(self.video)
+        self.pix_fmt = keyframe_pix_fmt(self.stream.get("pix_fmt"))
+        self.out_dir = Path(out_dir)
+        self.paths: list[Path] = []
+        self._recorded = self._read_marker()
+        self._width = max(2, len(str(self._recorded["count"]))) if self._recorded else 2
+
+    def _identity(self) -> dict:
+        stat = self.video.stat()
+        return {"video": os.fspath(self.video.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "pix_fmt": self.pix_fmt}
+
+    def _read_marker(self) -> dict | None:
+        try:
+            recorded = json.loads((self.out_dir / MARKER_NAME).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(recorded, dict) or {k: recorded.get(k) for k in self._identity()} != self._identity():
+            return None
+        names = frame_names(int(recorded.get("count", 0)))
+        if not names or not all((self.out_dir / name).is_file() for name in names):
+            return None
+        return recorded
+
+    def _name(self, index: int) -> str:
+        return f"t{index:0{self._width}d}.tiff"
+
+    def __iter__(self) -> Iterator[Path]:
+        if self._recorded:
+            for name in frame_names(self._recorded["count"]):
+                self.paths.append(self.out_dir / name)
+                yield self.out_dir / name
+            return
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + "tmp-keyframes-", dir=self.out_dir))
+        except OSError as exc:
+            raise MagicmaskError(f"cannot write here: {exc.strerror}", self.out_dir, "choose a folder you can write to") from None
+        args = _binary(keyframes_command(self.video, work / "%09d.tiff", self.pix_fmt))
+        errors = tempfile.TemporaryFile()
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors)
+        try:
+            index = 1
+            while True:
+                current, following = work / f"{index:09d}.tiff", work / f"{index + 1:09d}.tiff"
+                ended = process.poll() is not None
+                if following.exists() or (ended and current.exists()):
+                    if ended and process.returncode != 0:
+                        break
+                    yield self._place(current, index)
+                    index += 1
+                elif ended:
+                    break
+                else:
+                    time.sleep(0.01)
+            if process.returncode != 0:
+                errors.seek(0)
+                raise MagicmaskError(f"ffmpeg failed to extract keyframes: {_tail(errors.read())}", self.video, "check that the file is a complete video")
+            if index == 1:
+                raise MagicmaskError("ffmpeg found no keyframe in the video", self.video, "check that the video decodes (ffplay), or re-encode it")
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            errors.close()
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _place(self, source: Path, index: int) -> Path:
+        target = self.out_dir / self._name(index)
+        if _same_bytes(source, target):
+            source.unlink()
+        else:
+            os.replace(source, target)
+        self.paths.append(target)
+        return target
+
+    def finish(self, output_suffixes: tuple[str, ...] = ()) -> list[Path]:
+        """Widen the names when there are more than 99 keyframes, record the extraction, return the keyframes.
+
+        ``output_suffixes`` (e.g. ``("-mask.tiff", "-clean.jpg")``) are files made from the keyframes
+        in ``out_dir`` that are renamed with them.
+        """
+        final = [self.out_dir / name for name in frame_names(len(self.paths))]
+        if final != self.paths:
+            for old, new in zip(self.paths, final):
+                os.replace(old, new)
+                for suffix in output_suffixes:
+                    made = old.with_name(old.stem + suffix)
+                    if made.exists():
+                        os.replace(made, new.with_name(new.stem + suffix))
+            self.paths = final
+        if not self._recorded:
+            write_atomic(self.out_dir / MARKER_NAME, json.dumps({**self._identity(), "count": len(final)}).encode())
+        return list(self.paths)
+
+
 def extract_keyframes(
     video: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -133,39 +269,18 @@ def extract_keyframes(
 ) -> list[Path]:
     """Write the keyframes of ``video`` as ``out_dir/t01.tiff``, ``t02.tiff``, ... and return them.
 
-    Reproduces the seed's first command (see :func:`keyframes_command`). ffmpeg writes into a
-    temporary folder inside ``out_dir``; each finished frame is then renamed into place, so
-    ``out_dir`` never holds a half-written keyframe.
+    Reproduces the seed's first command (see :func:`keyframes_command` and :class:`Keyframes`).
 
     Raises
     ------
     MagicmaskError
         When the video is missing or unreadable, has no video stream, or no keyframe decodes.
     """
-    video = _check_video_path(video)
-    stream = probe(video)
-    pix_fmt = keyframe_pix_fmt(stream.get("pix_fmt"))
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + "keyframes-", dir=out_dir))
-    except OSError as exc:
-        raise MagicmaskError(f"cannot write here: {exc.strerror}", out_dir, "choose a folder you can write to") from None
-    try:
-        _run(keyframes_command(video, work / "%09d.tiff", pix_fmt), video, "extract keyframes")
-        made = sorted(work.glob("*.tiff"))
-        if not made:
-            raise MagicmaskError("ffmpeg found no keyframe in the video", video, "check that the video decodes (ffplay), or re-encode it")
-        paths = []
-        for source, name in zip(made, frame_names(len(made))):
-            target = out_dir / name
-            os.replace(source, target)
-            paths.append(target)
-            if progress is not None:
-                progress(target)
-        return paths
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    keyframes = Keyframes(video, out_dir)
+    for path in keyframes:
+        if progress is not None:
+            progress(path)
+    return keyframes.finish()
 
 
 def encode_raw_video(raw: bytes, path, width: int, height: int, pix_fmt: str, fps: int, keyint: int, deep: bool = False) -> Path:
