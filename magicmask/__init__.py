@@ -7,6 +7,12 @@ and ``NAME-clean.jpg`` exactly as the post's ``convert`` commands do.
 
 __version__ = "0.1.0"
 
+import os as _os
+
+# ImageMagick reads its policy when MagickWand starts: point it at magicmask's own resource limits
+# (magicmask/policy/policy.xml) unless the user chose a configuration path.
+_os.environ.setdefault("MAGICK_CONFIGURE_PATH", _os.path.join(_os.path.dirname(__file__), "policy"))
+
 from magicmask.errors import MagicmaskError  # noqa: E402
 
 __all__ = ["MagicmaskError", "__version__"]

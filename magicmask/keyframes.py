@@ -283,13 +283,28 @@ def extract_keyframes(
     return keyframes.finish()
 
 
-def encode_raw_video(raw: bytes, path, width: int, height: int, pix_fmt: str, fps: int, keyint: int, deep: bool = False) -> Path:
-    """Encode raw frames to an H.264 MP4 with a keyframe every ``keyint`` frames (10-bit when ``deep``)."""
+def encode_raw_video(raw, path, width: int, height: int, pix_fmt: str, fps: int, keyint: int, deep: bool = False) -> Path:
+    """Encode raw frames to an H.264 MP4 with a keyframe every ``keyint`` frames (10-bit when ``deep``).
+
+    ``raw`` is the frames' bytes, or an iterable of byte strings (e.g. one per frame) streamed to ffmpeg.
+    """
     source = ffmpeg.input("pipe:", f="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}", r=fps)
     options = dict(vcodec="libx264", g=keyint, keyint_min=keyint, sc_threshold=0, bf=0, crf=18, preset="medium")
     options["pix_fmt"] = "yuv420p10le" if deep else "yuv420p"
-    args = _with_quiet(source.output(os.fspath(path), **options).compile(cmd="ffmpeg"), "-y")
-    _run(args, path, "encode the sample video", input=raw)
+    args = _binary(_with_quiet(source.output(os.fspath(path), **options).compile(cmd="ffmpeg"), "-y"))
+    chunks = [raw] if isinstance(raw, (bytes, bytearray, memoryview)) else raw
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
+        try:
+            for chunk in chunks:
+                process.stdin.write(chunk)
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
+        finally:
+            if process.wait() != 0:
+                errors.seek(0)
+                raise MagicmaskError(f"ffmpeg failed to encode the video: {_tail(errors.read())}", path)
     return Path(path)
 
 
@@ -297,3 +312,240 @@ def version() -> str:
     """ffmpeg's version line."""
     done = subprocess.run([ffmpeg_binary(), "-version"], capture_output=True, text=True)
     return done.stdout.splitlines()[0] if done.stdout else "unknown"
+
+
+# --- Every decoded frame: timestamps and the raw pipe (issue 9) --------------------------------------
+#
+# ``--from video`` computes backgrounds over every decoded frame. Frames come through ffmpeg's raw pipe
+# (``-f rawvideo -pix_fmt rgb24 pipe:``) one at a time: nothing is written to disk and the video is
+# never held whole. Timestamps come from ffprobe: packets for every frame (no decoding), and the
+# keyframes decoded as :func:`extract_keyframes` decodes them (``-skip_frame nokey``).
+
+import collections  # noqa: E402  (kept with the code that uses them)
+import threading  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+RAW_FORMATS = {
+    "rgb24": (3, "u1"), "rgb48le": (3, "<u2"),
+    "gray": (1, "u1"), "gray16le": (1, "<u2"),
+    "rgba": (4, "u1"), "rgba64le": (4, "<u2"),
+    "ya8": (2, "u1"), "ya16le": (2, "<u2"),
+}
+"""The raw pixel formats frames are read in (those :func:`keyframe_pix_fmt` picks): channels and NumPy dtype."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the statistics need to know about a video before decoding it.
+
+    ``frames`` counts the video stream's packets (one per frame, read without decoding);
+    ``duration`` is the span the frames cover, ``frames / fps`` for a constant frame rate.
+    """
+
+    width: int
+    height: int
+    fps: float
+    frames: int
+    duration: float
+    pix_fmt: str
+    """The source's pixel format (e.g. ``yuv420p``)."""
+    frame_pix_fmt: str
+    """The RGB(A)/gray format frames are read in, the keyframes' format (see :func:`keyframe_pix_fmt`)."""
+
+    @property
+    def channels(self) -> int:
+        return RAW_FORMATS[self.frame_pix_fmt][0]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(RAW_FORMATS[self.frame_pix_fmt][1])
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one decoded frame: ``width * height * channels * bytes per sample``."""
+        return self.width * self.height * self.channels * self.dtype.itemsize
+
+
+def _rate(text: str | None) -> float:
+    try:
+        num, _, den = (text or "0/0").partition("/")
+        return float(num) / float(den or 1)
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+
+
+def _probe_json(args: list[str], video) -> dict:
+    args = [ffmpeg_binary("ffprobe"), *args[1:]] if args and args[0] == "ffprobe" else args
+    try:
+        done = subprocess.run(args, capture_output=True)
+    except FileNotFoundError:
+        raise MagicmaskError("ffprobe is not installed", hint=_INSTALL_HINT) from None
+    if done.returncode != 0:
+        raise MagicmaskError(f"ffprobe failed: {_tail(done.stderr)}", video, "check that the file is a complete video")
+    try:
+        return json.loads(done.stdout or b"{}")
+    except ValueError:
+        raise MagicmaskError("ffprobe printed no readable answer", video, "check that the file is a complete video") from None
+
+
+def frame_times_command(video: str | os.PathLike) -> list[str]:
+    """The ffprobe command listing the timestamp of every packet of the first video stream (no decoding)."""
+    return ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time", "-of", "json", os.fspath(video)]
+
+
+def keyframe_times_command(video: str | os.PathLike) -> list[str]:
+    """The ffprobe command listing the timestamps of the keyframes, decoded as :func:`keyframes_command` decodes them."""
+    return ["ffprobe", "-v", "error", "-skip_frame", "nokey", "-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp_time,pts_time", "-of", "json", os.fspath(video)]
+
+
+def _times(entries: list[dict], keys: tuple[str, ...], fps: float) -> np.ndarray:
+    values = []
+    for index, entry in enumerate(entries):
+        found = next((entry[key] for key in keys if entry.get(key) not in (None, "N/A")), None)
+        values.append(float(found) if found is not None else (index / fps if fps > 0 else float(index)))
+    return np.sort(np.asarray(values, dtype=np.float64))
+
+
+def frame_times(video: str | os.PathLike) -> np.ndarray:
+    """The presentation time (seconds) of every frame of ``video``, in display order.
+
+    Read from the packets (fast: nothing is decoded); a packet without a timestamp gets
+    ``index / fps``. One time per frame that :func:`iter_frames` yields.
+    """
+    video = _check_video_path(video)
+    stream = probe(video)
+    entries = _probe_json(frame_times_command(video), video).get("packets", [])
+    return _times(entries, ("pts_time", "dts_time"), _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")))
+
+
+def keyframe_times(video: str | os.PathLike) -> np.ndarray:
+    """The presentation time (seconds) of each keyframe :func:`extract_keyframes` writes, in order (``t01`` first)."""
+    video = _check_video_path(video)
+    stream = probe(video)
+    entries = _probe_json(keyframe_times_command(video), video).get("frames", [])
+    return _times(entries, ("best_effort_timestamp_time", "pts_time"), _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")))
+
+
+def video_info(video: str | os.PathLike, times: np.ndarray | None = None) -> VideoInfo:
+    """Size, frame rate, frame count, duration and pixel formats of ``video``'s first video stream.
+
+    Parameters
+    ----------
+    video : path
+        The video file.
+    times : array, optional
+        :func:`frame_times` of the video, when already known (saves one ffprobe run).
+
+    Raises
+    ------
+    MagicmaskError
+        When the file is missing, not a video, or has no frame.
+    """
+    video = _check_video_path(video)
+    stream = probe(video)
+    times = frame_times(video) if times is None else times
+    if len(times) == 0:
+        raise MagicmaskError("the video has no frame", video, "check that the video decodes (ffplay), or re-encode it")
+    fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))
+    step = float(np.median(np.diff(times))) if len(times) > 1 else (1.0 / fps if fps > 0 else 0.0)
+    duration = float(times[-1] - times[0]) + step
+    if fps <= 0:
+        fps = len(times) / duration if duration > 0 else 0.0
+    source = stream.get("pix_fmt") or ""
+    return VideoInfo(int(stream["width"]), int(stream["height"]), fps, len(times), duration, source, keyframe_pix_fmt(source))
+
+
+def raw_frames_command(video: str | os.PathLike, pix_fmt: str = "rgb24", start: float | None = None, duration: float | None = None) -> list[str]:
+    """The ffmpeg command writing every decoded frame of ``video`` to its standard output, raw.
+
+    ::
+
+        ffmpeg [-ss START] [-t DURATION] -i VIDEO -f rawvideo -fps_mode passthrough -pix_fmt rgb24 pipe:
+
+    ``-fps_mode passthrough`` passes each decoded frame once (no duplicates, none dropped), as for keyframes.
+    """
+    options = {}
+    if start is not None:
+        options["ss"] = start
+    if duration is not None:
+        options["t"] = duration
+    stream = ffmpeg.input(os.fspath(video), **options)
+    stream = stream.output("pipe:", f="rawvideo", fps_mode="passthrough", pix_fmt=pix_fmt)
+    return _with_quiet(stream.compile(cmd="ffmpeg"))
+
+
+def iter_frames(
+    video: str | os.PathLike,
+    pix_fmt: str | None = None,
+    start: float | None = None,
+    duration: float | None = None,
+    info: VideoInfo | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield the decoded frames of ``video`` one at a time, as ``(height, width, channels)`` arrays.
+
+    The frames come from ffmpeg's raw pipe (:func:`raw_frames_command`): nothing is written to
+    disk and only the frame being read is held here. Arrays are read-only views of the bytes read;
+    ``uint8`` for 8-bit formats, ``uint16`` for 16-bit ones.
+
+    Parameters
+    ----------
+    video : path
+        The video file.
+    pix_fmt : str, optional
+        One of :data:`RAW_FORMATS`; by default the keyframes' format (:func:`keyframe_pix_fmt`).
+    start, duration : float, optional
+        Seconds: decode only from ``start`` (``-ss``), for ``duration`` (``-t``).
+    info : VideoInfo, optional
+        :func:`video_info` of the video, when already known.
+
+    Raises
+    ------
+    MagicmaskError
+        When the video cannot be read, or ffmpeg fails or stops in the middle of a frame.
+    """
+    video = _check_video_path(video)
+    if info is None:
+        stream = probe(video)
+        width, height = int(stream["width"]), int(stream["height"])
+        pix_fmt = pix_fmt or keyframe_pix_fmt(stream.get("pix_fmt"))
+    else:
+        width, height = info.width, info.height
+        pix_fmt = pix_fmt or info.frame_pix_fmt
+    if pix_fmt not in RAW_FORMATS:
+        raise MagicmaskError(f"unknown raw pixel format {pix_fmt!r}", hint=f"use one of: {', '.join(RAW_FORMATS)}")
+    channels, dtype = RAW_FORMATS[pix_fmt]
+    dtype = np.dtype(dtype)
+    size = width * height * channels * dtype.itemsize
+    args = raw_frames_command(video, pix_fmt, start, duration)
+    args = [ffmpeg_binary(), *args[1:]]
+    try:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=size)
+    except FileNotFoundError:
+        raise MagicmaskError("ffmpeg is not installed", hint=_INSTALL_HINT) from None
+    errors: collections.deque[bytes] = collections.deque(maxlen=50)
+    drain = threading.Thread(target=lambda: errors.extend(process.stderr), daemon=True)  # a full stderr pipe would block ffmpeg
+    drain.start()
+    finished = False
+    try:
+        while True:
+            data = process.stdout.read(size)
+            if not data:
+                break
+            if len(data) != size:
+                process.wait()
+                drain.join()
+                raise MagicmaskError(f"ffmpeg stopped in the middle of a frame: {_tail(b''.join(errors))}", video, "check that the file is a complete video")
+            yield np.frombuffer(data, dtype=dtype).reshape(height, width, channels)
+        process.wait()
+        drain.join()
+        finished = True
+        if process.returncode != 0:
+            raise MagicmaskError(f"ffmpeg failed to decode the video: {_tail(b''.join(errors))}", video, "check that the file is a complete video")
+    finally:
+        if not finished and process.poll() is None:
+            process.kill()  # the caller stopped early (or failed): stop decoding
+        process.stdout.close()
+        process.wait()
+        drain.join(timeout=5)

@@ -54,24 +54,31 @@ def _limb(y, x, y0, x0, y1, x1, width):
 
 def figure_mask(width: int, height: int, t: float) -> np.ndarray:
     """Where the figure is at time ``t`` in 0..1: off-screen at 0, walking left to right."""
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    shape = np.zeros((height, width), dtype=bool)
     s = height / 240.0
     cx = -40 * s + t * (width + 80 * s)
     cy = height * 0.5
+    # draw only inside the figure's bounding box
+    x0, x1 = max(0, int(cx - 50 * s)), min(width, int(cx + 50 * s) + 1)
+    y0, y1 = max(0, int(cy - 80 * s)), min(height, int(cy + 100 * s) + 1)
+    if x0 >= x1 or y0 >= y1:
+        return shape
+    y, x = np.mgrid[y0:y1, x0:x1].astype(np.float64)
     swing = np.sin(t * 7 * np.pi + 0.9)
-    shape = _ellipse(y, x, cy - 62 * s, cx, 13 * s, 11 * s)  # head
-    shape |= _ellipse(y, x, cy - 10 * s, cx, 38 * s, 17 * s)  # torso
-    shape |= _limb(y, x, cy - 35 * s, cx, cy + 5 * s, cx + 32 * s * swing, 6 * s)  # arms
-    shape |= _limb(y, x, cy - 35 * s, cx, cy - 5 * s, cx - 30 * s * swing, 6 * s)
-    shape |= _limb(y, x, cy + 20 * s, cx, cy + 85 * s, cx + 20 * s * swing, 8 * s)  # legs
-    shape |= _limb(y, x, cy + 20 * s, cx, cy + 85 * s, cx - 20 * s * swing, 8 * s)
+    part = _ellipse(y, x, cy - 62 * s, cx, 13 * s, 11 * s)  # head
+    part |= _ellipse(y, x, cy - 10 * s, cx, 38 * s, 17 * s)  # torso
+    part |= _limb(y, x, cy - 35 * s, cx, cy + 5 * s, cx + 32 * s * swing, 6 * s)  # arms
+    part |= _limb(y, x, cy - 35 * s, cx, cy - 5 * s, cx - 30 * s * swing, 6 * s)
+    part |= _limb(y, x, cy + 20 * s, cx, cy + 85 * s, cx + 20 * s * swing, 8 * s)  # legs
+    part |= _limb(y, x, cy + 20 * s, cx, cy + 85 * s, cx - 20 * s * swing, 8 * s)
+    shape[y0:y1, x0:x1] = part
     return shape
 
 
-def frames(width: int, height: int, count: int, seed: int = 7):
-    """Yield ``count`` frames as float RGB arrays in 0..1."""
-    still = scene(width, height, seed)
-    clothes = np.array([0.12, 0.1, 0.16])
+def frames(width: int, height: int, count: int, seed: int = 7, scale: int = 255, dtype=np.uint8):
+    """Yield ``count`` frames as integer RGB arrays in 0..``scale``."""
+    still = np.round(scene(width, height, seed) * scale).astype(dtype)
+    clothes = np.round(np.array([0.12, 0.1, 0.16]) * scale).astype(dtype)
     for index in range(count):
         t = index / max(count - 1, 1)
         image = still.copy()
@@ -95,7 +102,7 @@ def make_sample_video(
     ``ceil(count / keyint)`` keyframes.
     """
     dtype, pix_fmt, scale = (np.uint16, "rgb48le", 65535) if deep else (np.uint8, "rgb24", 255)
-    raw = b"".join(np.round(frame * scale).astype(dtype).tobytes() for frame in frames(width, height, count))
+    raw = (frame.tobytes() for frame in frames(width, height, count, scale=scale, dtype=dtype))
     with atomic_path(path) as tmp:
         keyframes.encode_raw_video(raw, tmp, width, height, pix_fmt, fps, keyint, deep)
     return Path(path)

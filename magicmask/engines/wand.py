@@ -219,9 +219,44 @@ def _encode(image: "Image", format: str) -> bytes:
         return path.read_bytes()
 
 
+IMAGES_HELD = 6  # at most this many frame-sized images live at once in one process (frame, background, mask, clean, copies)
+
+
+def check_limits(width: int, height: int, path=None) -> None:
+    """Refuse, before any work, frames too large for ImageMagick's resource limits in force.
+
+    ImageMagick keeps each image in its pixel cache (8 bytes a pixel in Q16), in memory, then
+    memory-mapped, then on disk, up to the policy's limits. magicmask points ImageMagick at its own
+    policy (magicmask/policy/policy.xml); a configuration chosen through MAGICK_CONFIGURE_PATH or a
+    changed system policy can lower them.
+    """
+    from wand.resource import limits
+
+    need = IMAGES_HELD * width * height * 8
+    room = limits["memory"] + limits["map"] + limits["disk"]
+    if need > room:
+        raise MagicmaskError(
+            f"{width}x{height} frames need about {need >> 20} MiB of ImageMagick's pixel cache, but its policy allows {room >> 20} MiB",
+            path,
+            "raise the memory/map/disk limits in a policy.xml found through MAGICK_CONFIGURE_PATH",
+        )
+    if width > limits["width"] or height > limits["height"] or width * height > limits["area"]:
+        raise MagicmaskError(
+            f"{width}x{height} frames exceed ImageMagick's width/height/area limits",
+            path,
+            "raise them in a policy.xml found through MAGICK_CONFIGURE_PATH",
+        )
+
+
 def load_background(path: str | os.PathLike) -> "Image":
     """The background image, read once for every frame (close it when done)."""
-    return read_tiff(path, "background")
+    image = read_tiff(path, "background")
+    try:
+        check_limits(*image.size, path)
+    except MagicmaskError:
+        image.close()
+        raise
+    return image
 
 
 def render_frame(background: "Image", frame: str | os.PathLike, params: MaskParams = MaskParams(), background_path=None) -> tuple[bytes, bytes]:

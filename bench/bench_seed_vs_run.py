@@ -1,0 +1,59 @@
+"""The blog's shell loop against `magicmask run`, side by side in one run.
+
+Builds a 1080p clip with about 20 keyframes, then alternates the two (several rounds) and prints
+the median times, their ratio, peak memory of each process tree, and whether every output is identical.
+
+    python bench/bench_seed_vs_run.py [--keyframes 20] [--rounds 3] [--engine wand] [--jobs 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from common import MAGICMASK, OUT, clip, fresh, identical_outputs, mb, measure, median, seed_loop_script
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keyframes", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--engine", action="append", help="engines to time (repeatable); default wand")
+    parser.add_argument("--jobs", type=int, default=0)
+    parser.add_argument("--width", type=int, default=1920)
+    parser.add_argument("--height", type=int, default=1080)
+    args = parser.parse_args()
+    engines = args.engine or ["wand"]
+
+    video = clip(args.keyframes, args.width, args.height)
+    print(f"clip: {video.name} ({args.keyframes} keyframes, {args.width}x{args.height}); {args.rounds} rounds, alternating")
+    times = {"seed loop": [], **{f"magicmask run --engine {e}": [] for e in engines}}
+    peaks = {name: 0 for name in times}
+    seed_dir = OUT / "seed"
+    for round_ in range(args.rounds):
+        t, peak = measure(["bash", "-c", seed_loop_script(video)], cwd=fresh(seed_dir))
+        times["seed loop"].append(t)
+        peaks["seed loop"] = max(peaks["seed loop"], peak)
+        print(f"  round {round_ + 1}: seed loop {t:.1f} s", end="", flush=True)
+        for engine in engines:
+            name = f"magicmask run --engine {engine}"
+            folder = fresh(OUT / f"run-{engine}")
+            t, peak = measure([*MAGICMASK, "run", str(video), "-o", str(folder), "-q", "--engine", engine, "-j", str(args.jobs)])
+            times[name].append(t)
+            peaks[name] = max(peaks[name], peak)
+            print(f", {engine} {t:.1f} s", end="", flush=True)
+        print()
+
+    base = median(times["seed loop"])
+    print()
+    print(f"| command | median time | vs seed loop | peak memory | outputs identical to the seed loop's |")
+    print(f"|---|---|---|---|---|")
+    print(f"| seed loop (ffmpeg + convert) | {base:.1f} s | 1.0x | {mb(peaks['seed loop'])} | reference |")
+    for engine in engines:
+        name = f"magicmask run --engine {engine}"
+        count, differing = identical_outputs(OUT / f"run-{engine}", seed_dir)
+        verdict = f"{count - len(differing)}/{count}" + (f" (differ: {', '.join(differing[:5])})" if differing else "")
+        print(f"| `{name}` | {median(times[name]):.1f} s | {base / median(times[name]):.2f}x | {mb(peaks[name])} | {verdict} |")
+
+
+if __name__ == "__main__":
+    main()

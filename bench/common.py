@@ -1,0 +1,115 @@
+"""Shared pieces of the benchmarks: test clips, timing with peak memory of a whole process tree, identity."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+CONVERT = "/usr/bin/convert"  # ImageMagick's own binary, whatever PATH puts first
+MAGICMASK = [sys.executable, "-m", "magicmask.cli"]
+
+
+def clip(keyframes: int, width: int = 1920, height: int = 1080, keyint: int = 10) -> Path:
+    """A sample clip with ``keyframes`` keyframes (cached in bench/out)."""
+    from magicmask.sample import make_sample_video
+
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"clip-{width}x{height}-{keyframes}k{keyint}.mp4"
+    if not path.exists():
+        make_sample_video(path, width=width, height=height, count=keyframes * keyint, keyint=keyint)
+    return path
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size of one process: its private memory plus its share of pages it shares."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _tree_memory(process: psutil.Process) -> int:
+    """Memory of a process tree: the sum of PSS, so shared libraries count once, not once per process."""
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    return sum(_pss(p.pid) for p in members)
+
+
+def measure(args: list[str], cwd=None, env=None, shell=False) -> tuple[float, int]:
+    """Run a command; return (wall seconds, peak memory of its process tree in bytes, as summed PSS)."""
+    peak = 0
+    start = time.perf_counter()
+    child = subprocess.Popen(args, cwd=cwd, env=env, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = psutil.Process(child.pid)
+    stop = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _tree_memory(process))
+            stop.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, err = child.communicate()
+    elapsed = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    if child.returncode != 0:
+        raise SystemExit(f"command failed ({child.returncode}): {' '.join(map(str, args))[:200]}\n{err.decode()[-2000:]}")
+    return elapsed, peak
+
+
+def seed_loop_script(video: Path) -> str:
+    """The blog's commands as a shell script (RGB keyframes, see README), with ImageMagick's own convert."""
+    return f"""set -e
+ffmpeg -hide_banner -loglevel error -nostdin -skip_frame nokey -i {video} -fps_mode passthrough -pix_fmt rgb24 -f image2 t%02d.tiff
+for i in *.tiff;
+do
+name=`echo $i | cut -d'.' -f1`;
+{CONVERT} t01.tiff $i -compose difference -composite -threshold 5% -blur 0x3 -threshold 20% -blur 0x3 "$name-mask.tiff"
+{CONVERT} $i "$name-mask.tiff" -compose multiply -flatten "$name-clean.jpg"
+done
+"""
+
+
+def fresh(folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def identical_outputs(ours: Path, reference: Path) -> tuple[int, list[str]]:
+    """Compare every NAME-mask.tiff and NAME-clean.jpg of ``reference`` with ``ours``: (count, differing names)."""
+    from magicmask.compare import compare_files
+
+    names = sorted(p.name for p in reference.iterdir() if p.name.endswith(("-mask.tiff", "-clean.jpg")))
+    differing = [name for name in names if not compare_files(ours / name, reference / name).identical]
+    return len(names), differing
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+def mb(n: int) -> str:
+    return f"{n / 2**20:.0f} MB"
