@@ -1,0 +1,351 @@
+"""Numba kernels of the native engine: ImageMagick 6.9.11 Q16 arithmetic, step by step.
+
+Every kernel works on Quantum values (0..65535) held as float64 where ImageMagick uses double, and
+rounds with :func:`clamp_to_quantum` where ImageMagick stores a Quantum. Kernels release the GIL
+(``nogil``), are cached on disk (``cache``), and never use ``fastmath``: the order and kind of every
+floating-point operation is part of the result.
+
+Images are NumPy arrays ``(rows, columns, channels)`` of ``uint8`` or ``uint16`` as read from the TIFF,
+with ``scale`` 257 for 8-bit samples (ImageMagick's ScaleCharToQuantum) and 1 for 16-bit ones; a
+one-channel (gray) image stands for R = G = B.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+QUANTUM_RANGE = 65535.0
+QUANTUM_SCALE = 1.0 / 65535.0  # ImageMagick's QuantumScale: (double) 1.0/(double) QuantumRange
+
+# Rec. 709 luma weights, as GetPixelIntensity (double constants) and GetPixelLuma (float constants) use them.
+RED_WEIGHT = 0.212656
+GREEN_WEIGHT = 0.715158
+BLUE_WEIGHT = 0.072186
+RED_WEIGHT_F = float(np.float32(0.212656))
+GREEN_WEIGHT_F = float(np.float32(0.715158))
+BLUE_WEIGHT_F = float(np.float32(0.072186))
+
+_OPTIONS = dict(nogil=True, cache=True)
+
+
+@njit(**_OPTIONS)
+def clamp_to_quantum(value):
+    """ImageMagick's ClampToQuantum (Q16, no HDRI): <= 0 -> 0, >= 65535 -> 65535, else trunc(value + 0.5)."""
+    if value <= 0.0:
+        return 0
+    if value >= QUANTUM_RANGE:
+        return 65535
+    return int(value + 0.5)
+
+
+@njit(**_OPTIONS)
+def scale_quantum_to_char(quantum):
+    """ImageMagick's ScaleQuantumToChar (Q16): ((q + 128) - ((q + 128) >> 8)) >> 8."""
+    q = quantum + 128
+    return (q - (q >> 8)) >> 8
+
+
+@njit(**_OPTIONS)
+def difference(background, background_scale, frame, frame_scale, out):
+    """``-compose difference -composite`` of opaque images: ``out = |frame - background|`` per channel (RGB)."""
+    rows, columns = out.shape[0], out.shape[1]
+    last_b = background.shape[2] - 1
+    last_f = frame.shape[2] - 1
+    for y in range(rows):
+        for x in range(columns):
+            for c in range(3):
+                b = np.int64(background[y, x, min(c, last_b)]) * background_scale
+                f = np.int64(frame[y, x, min(c, last_f)]) * frame_scale
+                out[y, x, c] = b - f if b >= f else f - b
+
+
+@njit(**_OPTIONS)
+def difference_threshold(background, background_scale, frame, frame_scale, threshold, out):
+    """The difference composite followed by ``-threshold``, fused: one gray Quantum per pixel.
+
+    ``intensity = 0.212656*R + 0.715158*G + 0.072186*B`` (double, in that order) of the difference;
+    ``intensity <= threshold`` -> 0, else 65535 (BilevelImage with the default channels).
+    """
+    rows, columns = out.shape[0], out.shape[1]
+    last_b = background.shape[2] - 1
+    last_f = frame.shape[2] - 1
+    for y in range(rows):
+        for x in range(columns):
+            d0 = 0.0
+            d1 = 0.0
+            d2 = 0.0
+            for c in range(3):
+                b = np.int64(background[y, x, min(c, last_b)]) * background_scale
+                f = np.int64(frame[y, x, min(c, last_f)]) * frame_scale
+                d = float(b - f if b >= f else f - b)
+                if c == 0:
+                    d0 = d
+                elif c == 1:
+                    d1 = d
+                else:
+                    d2 = d
+            intensity = RED_WEIGHT * d0 + GREEN_WEIGHT * d1 + BLUE_WEIGHT * d2
+            out[y, x] = 0 if intensity <= threshold else 65535
+
+
+@njit(**_OPTIONS)
+def threshold_rgb(image, threshold, out):
+    """``-threshold`` of an RGB Quantum image (rows, columns, 3) into a gray one (rows, columns)."""
+    rows, columns = out.shape[0], out.shape[1]
+    for y in range(rows):
+        for x in range(columns):
+            intensity = RED_WEIGHT * float(image[y, x, 0]) + GREEN_WEIGHT * float(image[y, x, 1]) + BLUE_WEIGHT * float(image[y, x, 2])
+            out[y, x] = 0 if intensity <= threshold else 65535
+
+
+@njit(**_OPTIONS)
+def threshold_gray(image, threshold, out):
+    """``-threshold`` of an image with R = G = B (held as one channel): the luma of (v, v, v), not v itself."""
+    rows, columns = out.shape[0], out.shape[1]
+    for y in range(rows):
+        for x in range(columns):
+            v = float(image[y, x])
+            intensity = RED_WEIGHT * v + GREEN_WEIGHT * v + BLUE_WEIGHT * v
+            out[y, x] = 0 if intensity <= threshold else 65535
+
+
+@njit(**_OPTIONS)
+def blur_rows(image, kernel, out):
+    """One horizontal pass of ``-blur`` (ConvolveMorphology with a 1xN kernel), rounded to Quantum.
+
+    ``out[y, x] = sum over u of kernel[n-1-u] * image[y, x - n//2 + u]`` summed from u = 0 up, from 0.0
+    (the bias), with the border pixel repeated beyond the edges (the edge virtual-pixel method).
+    """
+    rows, columns = image.shape[0], image.shape[1]
+    n = kernel.shape[0]
+    half = n // 2
+    padded = np.empty(columns + n - 1, dtype=np.float64)
+    acc = np.empty(columns, dtype=np.float64)
+    for y in range(rows):
+        for i in range(columns + n - 1):
+            x = i - half
+            if x < 0:
+                x = 0
+            elif x >= columns:
+                x = columns - 1
+            padded[i] = float(image[y, x])
+        for x in range(columns):
+            acc[x] = 0.0
+        for u in range(n):
+            k = kernel[n - 1 - u]
+            for x in range(columns):
+                acc[x] += k * padded[x + u]
+        for x in range(columns):
+            out[y, x] = clamp_to_quantum(acc[x])
+
+
+@njit(**_OPTIONS)
+def blur_columns(image, kernel, out):
+    """One vertical pass of ``-blur`` (the Nx1 kernel, ``blur:...+90``), rounded to Quantum.
+
+    ``out[y, x] = sum over v of kernel[n-1-v] * image[y - n//2 + v, x]``, summed from v = 0 up.
+    """
+    rows, columns = image.shape[0], image.shape[1]
+    n = kernel.shape[0]
+    half = n // 2
+    acc = np.empty(columns, dtype=np.float64)
+    for y in range(rows):
+        for x in range(columns):
+            acc[x] = 0.0
+        for v in range(n):
+            k = kernel[n - 1 - v]
+            source = y - half + v
+            if source < 0:
+                source = 0
+            elif source >= rows:
+                source = rows - 1
+            for x in range(columns):
+                acc[x] += k * float(image[source, x])
+        for x in range(columns):
+            out[y, x] = clamp_to_quantum(acc[x])
+
+
+@njit(**_OPTIONS)
+def gray_luma_quantum(image, out):
+    """The gray sample ImageMagick's TIFF coder stores for a pixel with R = G = B = v:
+    ClampToQuantum(GetPixelLuma) with float constants (equal to v for every v, kept for fidelity)."""
+    rows, columns = out.shape[0], out.shape[1]
+    for y in range(rows):
+        for x in range(columns):
+            v = float(image[y, x])
+            out[y, x] = clamp_to_quantum(RED_WEIGHT_F * v + GREEN_WEIGHT_F * v + BLUE_WEIGHT_F * v)
+
+
+@njit(**_OPTIONS)
+def quantum_to_char(image, out):
+    """ScaleQuantumToChar of every sample (any shape, flattened views)."""
+    flat_in = image.ravel()
+    flat_out = out.ravel()
+    for i in range(flat_in.shape[0]):
+        flat_out[i] = scale_quantum_to_char(np.int64(flat_in[i]))
+
+
+@njit(**_OPTIONS)
+def read_back_8bit(mask, mask8, read_back):
+    """The 8-bit mask file's samples (``mask8``) and the Quantum values ``convert`` reads back (``257 * m``)."""
+    rows, columns = mask.shape[0], mask.shape[1]
+    for y in range(rows):
+        for x in range(columns):
+            m = scale_quantum_to_char(np.int64(mask[y, x]))
+            mask8[y, x] = m
+            read_back[y, x] = m * 257
+
+
+@njit(**_OPTIONS)
+def multiply_flatten(frame, frame_scale, mask, out):
+    """``convert FRAME MASK -compose multiply -flatten`` for an opaque frame, as 8-bit JPEG samples.
+
+    The frame composed onto the white canvas is the frame itself (65535*((QS*f)*(QS*65535)) rounds to f
+    for every f); the mask is then multiplied in: ClampToQuantum(65535.0*((QS*m)*(QS*f))), and the
+    result scaled to 8 bits (ScaleQuantumToChar) as the JPEG coder does. Returns whether every pixel
+    has R = G = B at Quantum depth (ImageMagick then writes a one-component JPEG).
+    """
+    rows, columns = out.shape[0], out.shape[1]
+    channels = frame.shape[2]
+    gray = True
+    for y in range(rows):
+        for x in range(columns):
+            sca = QUANTUM_SCALE * float(mask[y, x])
+            first = 0
+            for c in range(channels):
+                dca = QUANTUM_SCALE * float(np.int64(frame[y, x, c]) * frame_scale)
+                q = clamp_to_quantum(QUANTUM_RANGE * (sca * dca))
+                if c == 0:
+                    first = q
+                elif q != first:
+                    gray = False
+                out[y, x, c] = scale_quantum_to_char(q)
+    return gray
+
+
+@njit(**_OPTIONS)
+def fold_lighten(canvas, frame, frame_scale):
+    """``-compose lighten``: canvas = max(canvas, frame) per channel (Quantum)."""
+    rows, columns = canvas.shape[0], canvas.shape[1]
+    last = frame.shape[2] - 1
+    for y in range(rows):
+        for x in range(columns):
+            for c in range(3):
+                v = np.uint16(np.int64(frame[y, x, min(c, last)]) * frame_scale)
+                if v > canvas[y, x, c]:
+                    canvas[y, x, c] = v
+
+
+@njit(**_OPTIONS)
+def fold_darken(canvas, frame, frame_scale):
+    """``-compose darken``: canvas = min(canvas, frame) per channel (Quantum)."""
+    rows, columns = canvas.shape[0], canvas.shape[1]
+    last = frame.shape[2] - 1
+    for y in range(rows):
+        for x in range(columns):
+            for c in range(3):
+                v = np.uint16(np.int64(frame[y, x, min(c, last)]) * frame_scale)
+                if v < canvas[y, x, c]:
+                    canvas[y, x, c] = v
+
+
+@njit(**_OPTIONS)
+def is_gray(image):
+    """True when every pixel of an RGB image has R = G = B (ImageMagick's IsImageGray)."""
+    rows, columns = image.shape[0], image.shape[1]
+    for y in range(rows):
+        for x in range(columns):
+            if image[y, x, 0] != image[y, x, 1] or image[y, x, 1] != image[y, x, 2]:
+                return False
+    return True
+
+
+@njit(**_OPTIONS)
+def packbits_rows(data, out, ends):
+    """PackBits-encode every row of ``data`` (rows, bytes) as libtiff's PackBitsEncode does, row by row.
+
+    ``out`` must hold ``rows * (bytes + bytes // 32 + 8)`` bytes; ``ends[r]`` receives the end offset of
+    row ``r``. Returns the total length.
+    """
+    base, literal, run, literal_run = 0, 1, 2, 3
+    rows, length = data.shape[0], data.shape[1]
+    op = 0
+    for r in range(rows):
+        state = base
+        last_literal = 0
+        i = 0
+        while i < length:
+            b = data[r, i]
+            i += 1
+            n = 1
+            while i < length and data[r, i] == b:
+                n += 1
+                i += 1
+            while True:  # libtiff's "again:"
+                if state == base:
+                    if n > 1:
+                        state = run
+                        if n > 128:
+                            out[op] = 129  # (uint8) -127
+                            out[op + 1] = b
+                            op += 2
+                            n -= 128
+                            continue
+                        out[op] = (256 - (n - 1)) & 0xFF
+                        out[op + 1] = b
+                        op += 2
+                    else:
+                        last_literal = op
+                        out[op] = 0
+                        out[op + 1] = b
+                        op += 2
+                        state = literal
+                    break
+                elif state == literal:
+                    if n > 1:
+                        state = literal_run
+                        if n > 128:
+                            out[op] = 129
+                            out[op + 1] = b
+                            op += 2
+                            n -= 128
+                            continue
+                        out[op] = (256 - (n - 1)) & 0xFF
+                        out[op + 1] = b
+                        op += 2
+                    else:
+                        out[last_literal] += 1
+                        if out[last_literal] == 127:
+                            state = base
+                        out[op] = b
+                        op += 1
+                    break
+                elif state == run:
+                    if n > 1:
+                        if n > 128:
+                            out[op] = 129
+                            out[op + 1] = b
+                            op += 2
+                            n -= 128
+                            continue
+                        out[op] = (256 - (n - 1)) & 0xFF
+                        out[op + 1] = b
+                        op += 2
+                    else:
+                        last_literal = op
+                        out[op] = 0
+                        out[op + 1] = b
+                        op += 2
+                        state = literal
+                    break
+                else:  # literal followed by a run: maybe merge literal-run-literal into one literal
+                    if n == 1 and out[op - 2] == 255 and out[last_literal] < 126:
+                        out[last_literal] += 2
+                        state = base if out[last_literal] == 127 else literal
+                        out[op - 2] = out[op - 1]
+                    else:
+                        state = run
+                    continue
+        ends[r] = op
+    return op

@@ -1,0 +1,425 @@
+"""The native engine against the real ``convert`` and against the Wand engine: exact comparisons only.
+
+Masks are compared by their decoded pixels and their form (bits per sample, samples per pixel,
+photometric, compression) and, for uncompressed and PackBits files, by their bytes; JPEGs by their
+bytes. The reference binary is /usr/bin/convert (ImageMagick 6.9.11 Q16).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from magicmask import keyframes, sample
+from magicmask.engines import native
+from magicmask.engines import wand as wand_engine
+from magicmask.errors import MagicmaskError
+from magicmask.params import MaskParams
+
+CONVERT = "/usr/bin/convert"  # the real ImageMagick; /usr/local/bin/convert may be a stand-in
+
+
+def convert(*args, cwd=None) -> None:
+    done = subprocess.run([CONVERT, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    assert done.returncode == 0, f"convert {' '.join(map(str, args))} failed: {done.stderr}"
+
+
+def seed_mask_and_clean(background, frame, folder: Path, params: MaskParams = MaskParams()) -> tuple[bytes, bytes]:
+    """The seed's two loop commands, run by the real convert; returns the files' bytes."""
+    mask, clean = folder / "ref-mask.tiff", folder / "ref-clean.jpg"
+    convert(background, frame, "-compose", "difference", "-composite", *params.convert_options(), mask)
+    convert(frame, mask, "-compose", "multiply", "-flatten", clean)
+    return mask.read_bytes(), clean.read_bytes()
+
+
+def tiff_form_and_pixels(data: bytes):
+    """``((bits, samples, photometric, compression, shape, dtype), pixels)`` of a TIFF file's first image."""
+    with tempfile.NamedTemporaryFile(suffix=".tiff") as handle:
+        handle.write(data)
+        handle.flush()
+        with tifffile.TiffFile(handle.name) as tif:
+            page = tif.pages[0]
+            pixels = page.asarray()
+            form = (page.bitspersample, page.samplesperpixel, int(page.photometric), int(page.compression), pixels.shape, pixels.dtype.str)
+    return form, pixels
+
+
+def assert_same_tiff(ours: bytes, reference: bytes, bytes_too: bool = True) -> None:
+    our_form, our_pixels = tiff_form_and_pixels(ours)
+    ref_form, ref_pixels = tiff_form_and_pixels(reference)
+    assert our_form == ref_form
+    np.testing.assert_array_equal(our_pixels, ref_pixels)
+    if bytes_too:
+        assert ours == reference
+
+
+# --------------------------------------------------------------------------------------------------
+# sample keyframes (8-bit and 10-bit clips, as the pipeline extracts them)
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["8-bit", "16-bit"])
+def sample_frames(request, tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("deep" if request.param else "plain")
+    video = sample.make_sample_video(folder / "clip.mp4", width=160, height=120, count=40, keyint=10, deep=request.param)
+    frames = keyframes.extract_keyframes(video, folder / "frames")
+    assert len(frames) == 4
+    depth = tifffile.TiffFile(frames[0]).pages[0].bitspersample
+    assert depth == (16 if request.param else 8)
+    return frames
+
+
+def test_mask_and_clean_match_convert_on_sample_keyframes(sample_frames, tmp_path):
+    background = native.load_background(sample_frames[0])
+    for frame in sample_frames:  # the first frame against itself gives an all-black mask and a gray JPEG
+        mask, clean = native.render_frame(background, frame)
+        ref_mask, ref_clean = seed_mask_and_clean(sample_frames[0], frame, tmp_path)
+        assert_same_tiff(mask, ref_mask)
+        assert clean == ref_clean
+
+
+def test_mask_and_clean_match_convert_with_the_lighten_background(sample_frames, tmp_path):
+    """The pipeline's adaptive case: convert's own background.tiff as the background of every frame."""
+    background_path = tmp_path / "background.tiff"
+    convert(*sample_frames, "-background", "black", "-compose", "lighten", "-flatten", background_path)
+    background = native.load_background(background_path)
+    for frame in sample_frames:
+        mask, clean = native.render_frame(background, frame, background_path=background_path)
+        ref_mask, ref_clean = seed_mask_and_clean(background_path, frame, tmp_path)
+        assert_same_tiff(mask, ref_mask)
+        assert clean == ref_clean
+
+
+def test_native_matches_wand_engine_on_sample_keyframes(sample_frames):
+    ours_background = native.load_background(sample_frames[0])
+    with wand_engine.load_background(sample_frames[0]) as theirs_background:
+        for frame in sample_frames:
+            assert native.render_frame(ours_background, frame) == wand_engine.render_frame(theirs_background, frame)
+
+
+def test_frames_rendered_in_threads_match_serial_rendering(sample_frames):
+    background = native.load_background(sample_frames[0])
+    serial = [native.render_frame(background, frame) for frame in sample_frames]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda frame: native.render_frame(background, frame), sample_frames))
+    assert threaded == serial
+
+
+# --------------------------------------------------------------------------------------------------
+# folds: the adaptive background and the keyframe display
+
+
+def test_lighten_fold_matches_convert_flatten(sample_frames, tmp_path):
+    reference = tmp_path / "background.tiff"
+    convert(*sample_frames, "-background", "black", "-compose", "lighten", "-flatten", reference)
+    fold = native.Fold("lighten", "black")
+    for frame in sample_frames:
+        fold.add_file(frame)
+    assert fold.count == len(sample_frames)
+    assert_same_tiff(fold.encode("tiff"), reference.read_bytes())
+    fold.close()
+
+
+def test_darken_fold_matches_convert_flatten(sample_frames, tmp_path):
+    jpeg, tiff = tmp_path / "keyframes.jpg", tmp_path / "keyframes.tiff"
+    convert(*sample_frames, "-background", "white", "-compose", "darken", "-flatten", jpeg)
+    convert(*sample_frames, "-background", "white", "-compose", "darken", "-flatten", tiff)
+    fold = native.Fold("darken", "white")
+    for frame in sample_frames:
+        fold.add_file(frame)
+    assert fold.encode("jpeg") == jpeg.read_bytes()
+    assert_same_tiff(fold.encode("tiff"), tiff.read_bytes())
+
+
+@pytest.mark.parametrize("compose, colour", [("lighten", "black"), ("darken", "white")])
+def test_partial_folds_combine_to_the_whole_fold(sample_frames, compose, colour):
+    whole = native.Fold(compose, colour)
+    for frame in sample_frames:
+        whole.add_file(frame)
+    first, second, empty = native.Fold(compose, colour), native.Fold(compose, colour), native.Fold(compose, colour)
+    for frame in sample_frames[:1]:
+        first.add_file(frame)
+    for frame in sample_frames[1:]:
+        second.add_file(frame)
+    empty.combine(first)
+    empty.combine(second)
+    assert empty.count == whole.count == len(sample_frames)
+    assert empty.encode("tiff") == whole.encode("tiff")
+    assert empty.encode("jpeg") == whole.encode("jpeg")
+
+
+# --------------------------------------------------------------------------------------------------
+# generated frames: odd sizes, flat and noisy, 8 and 16 bits, gray and RGB, every compression
+
+
+def make_pair(rng, width, height, deep=False, gray=False, kind="noisy"):
+    """A background and a frame that differs from it in a random region."""
+    top = 65535 if deep else 255
+    shape = (height, width) if gray else (height, width, 3)
+    if kind == "flat":
+        background = np.full(shape, int(rng.integers(0, top + 1)))
+    elif kind == "smooth":
+        background = np.clip(rng.normal(top / 2, top / 5, shape), 0, top)
+    else:
+        background = rng.integers(0, top + 1, shape)
+    background = background.astype(np.uint16 if deep else np.uint8)
+    moved = rng.random((height, width)) < rng.uniform(0.05, 0.9)
+    if not gray:
+        moved = moved[:, :, None]
+    shifted = np.clip(background.astype(np.int64) + rng.integers(-top // 2, top // 2 + 1, shape), 0, top)
+    frame = np.where(moved, shifted, background).astype(background.dtype)
+    return background, frame
+
+
+def write_tiff(path, pixels, compression=None, resolution=((72, 72), "INCH"), description=None):
+    options = dict(photometric="minisblack" if pixels.ndim == 2 else "rgb", compression=compression, metadata=None, description=description)
+    if resolution is not None:
+        options.update(resolution=resolution[0], resolutionunit=resolution[1])
+    tifffile.imwrite(path, pixels, **options)
+    return Path(path)
+
+
+ODD_CASES = [
+    # width, height, deep, gray, kind, compression, resolution, description
+    (1, 1, False, False, "noisy", None, None, None),
+    (1, 1, True, False, "flat", "packbits", ((72, 72), "INCH"), None),
+    (7, 5, False, False, "noisy", "packbits", ((72, 72), "INCH"), None),
+    (7, 5, True, False, "noisy", None, ((300, 300), "CENTIMETER"), None),
+    (7, 5, False, True, "noisy", None, ((1, 1), "NONE"), None),
+    (1, 30, False, False, "smooth", "packbits", ((72.7, 72.7), "INCH"), "a description"),
+    (40, 1, True, True, "noisy", "packbits", ((96, 300), "INCH"), None),
+    (40, 30, False, False, "flat", None, None, "flat frames"),
+    (40, 30, True, False, "smooth", "packbits", ((72, 72), "INCH"), None),
+    (33, 17, False, False, "noisy", "lzw", ((72, 72), "INCH"), None),
+    (33, 17, True, False, "noisy", "zlib", ((72, 72), "INCH"), None),
+    (13, 11, False, True, "smooth", "zlib", None, None),
+    (30, 20, False, False, "noisy", 32946, None, None),  # old-style Deflate: convert writes it as Adobe Deflate (8)
+]
+
+
+@pytest.mark.parametrize("width, height, deep, gray, kind, compression, resolution, description", ODD_CASES)
+def test_generated_frames_match_convert(tmp_path, width, height, deep, gray, kind, compression, resolution, description):
+    rng = np.random.default_rng(width * 1000 + height + deep)
+    pixels = make_pair(rng, width, height, deep, gray, kind)
+    background_path, frame_path = (write_tiff(tmp_path / name, p, compression, resolution, description) for name, p in zip(("bg.tif", "frame.tif"), pixels))
+    for params in (MaskParams(), MaskParams("1%", "2x1", "50%", "0x0.5")):
+        mask, clean = native.render_frame(native.load_background(background_path), frame_path, params)
+        ref_mask, ref_clean = seed_mask_and_clean(background_path, frame_path, tmp_path, params)
+        # LZW and Deflate: same pixels and form; the encoders' bytes may differ from libtiff's
+        assert_same_tiff(mask, ref_mask, bytes_too=compression in (None, "packbits"))
+        assert clean == ref_clean
+    reference = tmp_path / "lighten.tiff"
+    convert(background_path, frame_path, "-background", "black", "-compose", "lighten", "-flatten", reference)
+    fold = native.Fold("lighten", "black")
+    fold.add_file(background_path)
+    fold.add_file(frame_path)
+    assert_same_tiff(fold.encode("tiff"), reference.read_bytes(), bytes_too=compression in (None, "packbits"))
+    reference = tmp_path / "darken.jpg"
+    convert(background_path, frame_path, "-background", "white", "-compose", "darken", "-flatten", reference)
+    fold = native.Fold("darken", "white")
+    fold.add_file(background_path)
+    fold.add_file(frame_path)
+    assert fold.encode("jpeg") == reference.read_bytes()
+
+
+class Chain:
+    """A chain other than MaskParams' four steps (the engine reads only ``steps``)."""
+
+    def __init__(self, *options: str):
+        self.options = list(options)
+        self.steps = []
+        for flag, value in zip(options[::2], options[1::2]):
+            if flag == "-threshold":
+                self.steps.append(("threshold", float(value.rstrip("%")) / 100.0))
+            else:
+                radius, sigma = value.split("x")
+                self.steps.append(("blur", (float(radius), float(sigma))))
+
+    def convert_options(self) -> list[str]:
+        return self.options
+
+
+@pytest.mark.parametrize(
+    "options",
+    [("-blur", "0x1"), ("-blur", "0x1", "-threshold", "10%", "-blur", "0x2"), ("-threshold", "10%"), ("-blur", "2x1", "-blur", "0x0.5")],
+    ids=["blur only", "blur first", "threshold only", "two blurs"],
+)
+def test_other_chains_match_convert(tmp_path, options):
+    """Chains that blur before thresholding keep RGB masks: written as RGB TIFFs, multiplied per channel."""
+    background, frame = make_pair(np.random.default_rng(5), 23, 19, kind="smooth")
+    background_path, frame_path = write_tiff(tmp_path / "bg.tif", background, "packbits"), write_tiff(tmp_path / "frame.tif", frame, "packbits")
+    chain = Chain(*options)
+    mask, clean = native.render_frame(native.load_background(background_path), frame_path, chain)
+    ref_mask, ref_clean = seed_mask_and_clean(background_path, frame_path, tmp_path, chain)
+    assert_same_tiff(mask, ref_mask)
+    assert clean == ref_clean
+
+
+@pytest.mark.parametrize("geometry", ["0x3", "0x0.5", "0x1", "0x2", "0x7.5", "2x1", "0.5x2", "4x0.5"])
+def test_blur_kernel_width_matches_convert(tmp_path, geometry):
+    done = subprocess.run([CONVERT, "xc:black", "-define", "showkernel=1", "-blur", geometry, "null:"], capture_output=True, text=True)
+    line = next(line for line in done.stderr.splitlines() if line.startswith("Kernel #0"))
+    width = int(line.split(" of size ")[1].split("x")[0])
+    radius, sigma = (float(part) for part in geometry.split("x"))
+    kernel = native.blur_kernel(radius, sigma)
+    assert len(kernel) == width
+    printed = [float(value) for value in done.stderr.split("Kernel #0")[1].splitlines()[2].split(":")[1].split()]
+    np.testing.assert_allclose(kernel, printed, rtol=1e-5, atol=1e-6)
+
+
+def test_sigma_3_kernel_has_width_25():
+    kernel = native.blur_kernel(0.0, 3.0)
+    assert len(kernel) == 25
+    assert kernel.sum() == pytest.approx(1.0, abs=1e-15)
+
+
+def test_gray_mask_samples_equal_the_quantum_for_every_value():
+    """ClampToQuantum(GetPixelLuma(v, v, v)) with float constants is v for all 65,536 values."""
+    from magicmask.engines import _native_kernels as kernels
+
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    out = np.empty_like(values)
+    kernels.gray_luma_quantum(values, out)
+    np.testing.assert_array_equal(out, values)
+
+
+def test_8bit_multiply_is_rounded_integer_product_for_all_pairs():
+    """For 8-bit frames and masks the multiply-flatten equals (f*m + 127) // 255 on all 65,536 pairs."""
+    from magicmask.engines import _native_kernels as kernels
+
+    f, m = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    out = np.empty((256, 256, 1), dtype=np.uint8)
+    kernels.multiply_flatten(f.astype(np.uint8)[:, :, None], 257, (m * 257).astype(np.uint16), out)
+    np.testing.assert_array_equal(out[:, :, 0], (f * m + 127) // 255)
+
+
+# --------------------------------------------------------------------------------------------------
+# property: native == Wand engine on small random images and chains
+
+
+def blur_geometry():
+    return st.builds(lambda r, s: f"{r:g}x{s:g}", st.sampled_from([0, 0, 0.5, 1, 2, 4]), st.sampled_from([0.5, 1, 2, 3]))
+
+
+@st.composite
+def render_cases(draw):
+    width = draw(st.integers(1, 40))
+    height = draw(st.integers(1, 30))
+    deep = draw(st.booleans())
+    gray = draw(st.sampled_from([False, False, False, True]))
+    kind = draw(st.sampled_from(["noisy", "flat", "smooth"]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    compression = draw(st.sampled_from([None, "packbits"]))
+    params = MaskParams(
+        draw(st.sampled_from(["5%", "1%", "2.5%", "12.5%", "33%", "50%", "0%", "3276.8"])),
+        draw(blur_geometry()),
+        draw(st.sampled_from(["20%", "5%", "10%", "50%", "75%", "99%"])),
+        draw(blur_geometry()),
+    )
+    return width, height, deep, gray, kind, seed, compression, params
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(render_cases())
+def test_native_matches_wand_engine_on_random_images(case):
+    width, height, deep, gray, kind, seed, compression, params = case
+    background_pixels, frame_pixels = make_pair(np.random.default_rng(seed), width, height, deep, gray, kind)
+    with tempfile.TemporaryDirectory(prefix="magicmask-test-") as folder:
+        background_path = write_tiff(Path(folder) / "bg.tif", background_pixels, compression)
+        frame_path = write_tiff(Path(folder) / "frame.tif", frame_pixels, compression)
+        mask, clean = native.render_frame(native.load_background(background_path), frame_path, params)
+        with wand_engine.load_background(background_path) as background:
+            ref_mask, ref_clean = wand_engine.render_frame(background, frame_path, params)
+    assert_same_tiff(mask, ref_mask)
+    assert clean == ref_clean
+
+
+# --------------------------------------------------------------------------------------------------
+# errors
+
+
+def test_frame_of_another_size_names_both_sizes(tmp_path):
+    rng = np.random.default_rng(1)
+    background_path = write_tiff(tmp_path / "bg.tif", make_pair(rng, 16, 12)[0])
+    frame_path = write_tiff(tmp_path / "frame.tif", make_pair(rng, 15, 12)[0])
+    with pytest.raises(MagicmaskError) as caught:
+        native.render_frame(native.load_background(background_path), frame_path, background_path=background_path)
+    message = str(caught.value)
+    assert "15x12" in message and "16x12" in message and str(frame_path) in message and str(background_path) in message
+    fold = native.Fold("lighten", "black")
+    fold.add_file(background_path)
+    with pytest.raises(MagicmaskError, match="15x12.*16x12"):
+        fold.add_file(frame_path)
+
+
+def test_svg_named_tiff_is_refused(tmp_path):
+    background_path = write_tiff(tmp_path / "bg.tif", make_pair(np.random.default_rng(2), 8, 8)[0])
+    svg = tmp_path / "frame.tiff"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><image href="/etc/passwd"/></svg>')
+    with pytest.raises(MagicmaskError, match="SVG") as caught:
+        native.render_frame(native.load_background(background_path), svg)
+    assert caught.value.path == str(svg)
+    with pytest.raises(MagicmaskError, match="SVG"):
+        native.load_background(svg)
+    with pytest.raises(MagicmaskError, match="SVG"):
+        native.Fold("darken", "white").add_file(svg)
+
+
+@pytest.mark.parametrize("keep", [40, 300, 2000])
+def test_truncated_tiff_is_refused_in_one_line(tmp_path, keep):
+    rng = np.random.default_rng(3)
+    background_path = write_tiff(tmp_path / "bg.tif", make_pair(rng, 40, 30)[0])
+    whole = write_tiff(tmp_path / "whole.tif", make_pair(rng, 40, 30)[0]).read_bytes()
+    broken = tmp_path / "broken.tiff"
+    broken.write_bytes(whole[:keep])
+    with pytest.raises(MagicmaskError) as caught:
+        native.render_frame(native.load_background(background_path), broken)
+    assert caught.value.path == str(broken)
+    assert "\n" not in str(caught.value)
+
+
+def test_tiff_with_alpha_is_refused_with_a_hint(tmp_path):
+    background_path = write_tiff(tmp_path / "bg.tif", make_pair(np.random.default_rng(4), 8, 8)[0])
+    rgba = tmp_path / "rgba.tif"
+    tifffile.imwrite(rgba, np.zeros((8, 8, 4), np.uint8), photometric="rgb", extrasamples=[2], metadata=None)
+    with pytest.raises(MagicmaskError, match="alpha") as caught:
+        native.render_frame(native.load_background(background_path), rgba)
+    assert caught.value.hint and "wand" in caught.value.hint
+
+
+def test_background_in_a_compression_the_engine_cannot_write_is_refused_first(tmp_path):
+    jpeg_tiff = tmp_path / "bg.tif"
+    tifffile.imwrite(jpeg_tiff, make_pair(np.random.default_rng(6), 16, 16, gray=True)[0], photometric="minisblack", compression="jpeg", metadata=None)
+    with pytest.raises(MagicmaskError, match="JPEG-compressed") as caught:
+        native.load_background(jpeg_tiff)
+    assert caught.value.path == str(jpeg_tiff) and "wand" in caught.value.hint
+    with pytest.raises(MagicmaskError, match="JPEG-compressed"):
+        native.Fold("lighten", "black").add_file(jpeg_tiff)
+
+
+def test_empty_fold_has_nothing_to_encode():
+    with pytest.raises(MagicmaskError, match="no frames"):
+        native.Fold("lighten", "black").encode("tiff")
+
+
+# --------------------------------------------------------------------------------------------------
+# the module itself
+
+
+def test_importing_the_engine_does_not_load_numba():
+    code = "import sys, magicmask.engines.native; print('numba' in sys.modules, 'PIL' in sys.modules, 'tifffile' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False", "False"]
+
+
+def test_version_names_the_libraries():
+    text = native.version()
+    assert "numba" in text and "numpy" in text and "Pillow" in text
