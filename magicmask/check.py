@@ -6,11 +6,12 @@ import os
 import shutil
 import subprocess
 import tempfile
+from dataclasses import replace
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from magicmask.compare import Comparison, compare_files
-from magicmask.engines import DEFAULT_ENGINE
+from magicmask.engines import ENGINES
 from magicmask.errors import MagicmaskError
 from magicmask.files import check_tiff, output_paths, select_frames
 from magicmask.masks import mask_frames
@@ -70,34 +71,36 @@ def check(
     frames: Iterable[str | os.PathLike],
     background: str | os.PathLike,
     params: MaskParams = MaskParams(),
-    engine: str = DEFAULT_ENGINE,
+    engines: Iterable[str] = ENGINES,
     progress: Callable[[Path], None] | None = None,
     jobs: int | None = None,
 ) -> list[Comparison]:
-    """Compare magicmask's masks and clean images with those of the literal ``convert`` commands.
+    """Compare each engine's masks and clean images with those of the literal ``convert`` commands.
 
-    Both run on the same frames in a temporary folder; nothing is written beside the frames.
+    Everything runs on the same frames in a temporary folder; nothing is written beside the frames.
 
     Returns
     -------
     list of Comparison
-        One row per output file (mask and clean image per frame).
+        One row per output file and engine (``Comparison.engine``), frame by frame.
     """
     frames = select_frames(frames)
     if not frames:
         raise MagicmaskError("no frames to check", hint="pass TIFF frames, e.g. t*.tiff")
     check_tiff(background, "background")
-    convert = find_convert()
     for frame in frames:
         check_tiff(frame)
+    engines = list(engines)
+    convert = find_convert()
     rows = []
     with tempfile.TemporaryDirectory(prefix="magicmask-check-") as folder:
-        ours_dir, ref_dir = Path(folder) / "magicmask", Path(folder) / "convert"
-        ours = mask_frames(frames, background, ours_dir, params, engine=engine, jobs=jobs)
-        for frame, mine in zip(frames, ours):
+        ref_dir = Path(folder) / "convert"
+        ours = {engine: mask_frames(frames, background, Path(folder) / engine, params, engine=engine, jobs=jobs) for engine in engines}
+        for index, frame in enumerate(frames):
             reference = run_seed_loop([frame], background, ref_dir, params, convert)[0]
-            for output, theirs in zip(mine, reference):
-                rows.append(compare_files(output, theirs))
+            for engine in engines:
+                for output, theirs in zip(ours[engine][index], reference):
+                    rows.append(replace(compare_files(output, theirs), engine=engine))
             if progress is not None:
                 progress(frame)
     return rows

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import sys
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -33,26 +32,44 @@ Threshold = Annotated[str, typer.Option("--threshold", help="First -threshold of
 Blur = Annotated[str, typer.Option("--blur", help="First -blur geometry RADIUSxSIGMA.")]
 Threshold2 = Annotated[str, typer.Option("--threshold2", help="Second -threshold of the mask chain.")]
 Blur2 = Annotated[str, typer.Option("--blur2", help="Second -blur geometry.")]
-Engine = Annotated[str, typer.Option("--engine", help="Image engine: wand (ImageMagick itself).")]
+Engine = Annotated[str, typer.Option("--engine", help="Image engine: native (exact, fast) or wand (ImageMagick itself, the reference).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes; 0 = every core, 1 = no workers.")]
 Force = Annotated[bool, typer.Option("--force", help="Redo frames whose outputs are already up to date.")]
 Frames = Annotated[list[Path], typer.Argument(help="TIFF frames, e.g. t*.tiff (earlier *-mask.tiff outputs and background.tiff are skipped).", show_default=False)]
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``finally`` (workers, temporary files) runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def _friendly(command):
-    """Turn magicmask's errors into one line on stderr and exit 1; Ctrl-C exits 130."""
+    """Turn magicmask's errors into one line on stderr and exit 1; Ctrl-C exits 130, SIGTERM 143.
+
+    On an interruption the workers are killed, ffmpeg is stopped and temporary files are removed
+    before exiting; every file already complete stays, so a re-run does the rest.
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return command(*args, **kwargs)
         except MagicmaskError as exc:
             err.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err.print("interrupted", soft_wrap=True)
+            err.print("interrupted: finished files are kept; run the same command again to do the rest", soft_wrap=True)
             raise typer.Exit(130) from None
+        except Terminated:
+            err.print("terminated: finished files are kept; run the same command again to do the rest", soft_wrap=True)
+            raise typer.Exit(143) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
@@ -139,7 +156,7 @@ def background(
     frames: Frames,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The background file [default: background.tiff beside the frames]")] = None,
     method: Annotated[str, typer.Option("--method", help="lighten (the seed's, on a black canvas) or darken (on white).")] = "lighten",
-    engine: Engine = "wand",
+    engine: Engine = "native",
     jobs: Jobs = 0,
     quiet: Quiet = False,
 ):
@@ -164,7 +181,7 @@ def masks(
     blur: Blur = "0x3",
     threshold2: Threshold2 = "20%",
     blur2: Blur2 = "0x3",
-    engine: Engine = "wand",
+    engine: Engine = "native",
     jobs: Jobs = 0,
     force: Force = False,
     quiet: Quiet = False,
@@ -192,7 +209,7 @@ def run(
     blur: Blur = "0x3",
     threshold2: Threshold2 = "20%",
     blur2: Blur2 = "0x3",
-    engine: Engine = "wand",
+    engine: Engine = "native",
     jobs: Jobs = 0,
     force: Force = False,
     quiet: Quiet = False,
@@ -212,7 +229,7 @@ def run(
 def display(
     frames: Frames,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The display image [default: keyframes.jpg beside the frames]")] = None,
-    engine: Engine = "wand",
+    engine: Engine = "native",
     jobs: Jobs = 0,
     quiet: Quiet = False,
 ):
@@ -236,35 +253,38 @@ def check(
     blur: Blur = "0x3",
     threshold2: Threshold2 = "20%",
     blur2: Blur2 = "0x3",
-    engine: Engine = "wand",
+    engine: Annotated[str, typer.Option("--engine", help="The engine to check: native, wand, or all.")] = "all",
     jobs: Jobs = 0,
     quiet: Quiet = False,
 ):
-    """Run the literal convert commands on the frames and compare with magicmask's outputs, exactly."""
+    """Run the literal convert commands on the frames and compare every engine's outputs with them, exactly."""
     from magicmask.check import check as run_check
+    from magicmask.engines import ENGINES
     from magicmask.files import select_frames
 
     params = _params(threshold, blur, threshold2, blur2)
     chosen = select_frames(frames)
+    engines = ENGINES if engine == "all" else (engine,)
     with _progress(quiet) as update:
-        rows = run_check(chosen, background_file, params, engine, _counter(update, "check", len(chosen)), jobs)
-    table = Table("file", "result", "differing pixels", "note")
+        rows = run_check(chosen, background_file, params, engines, _counter(update, "check", len(chosen)), jobs)
+    table = Table("file", "engine", "result", "differing pixels", "note")
     for row in rows:
         colour = "green" if row.identical else "red"
-        table.add_row(row.name, f"[{colour}]{row.status}[/{colour}]", f"{row.differing_pixels} / {row.total_pixels}", row.note)
+        table.add_row(row.name, row.engine, f"[{colour}]{row.status}[/{colour}]", f"{row.differing_pixels} / {row.total_pixels}", row.note)
     out.print(table)
     differing = [row for row in rows if not row.identical]
     if differing:
-        err.print(f"{len(differing)} of {len(rows)} files differ from convert's", soft_wrap=True)
+        which = ", ".join(sorted({row.engine for row in differing}))
+        err.print(f"{len(differing)} of {len(rows)} files differ from convert's (engine: {which})", soft_wrap=True)
         raise typer.Exit(1)
-    out.print(f"all {len(rows)} files identical to convert's", soft_wrap=True)
+    out.print(f"all {len(rows)} files identical to convert's ({', '.join(engines)})", soft_wrap=True)
 
 
 @app.command()
 @_friendly
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the sample video and its outputs.")] = Path("magicmask-demo"),
-    engine: Engine = "wand",
+    engine: Engine = "native",
     jobs: Jobs = 0,
     quiet: Quiet = False,
 ):

@@ -61,6 +61,7 @@ class Comparison:
     differing_pixels: int
     total_pixels: int
     note: str = ""
+    engine: str = ""
 
     @property
     def status(self) -> str:

@@ -93,17 +93,15 @@ def _background(engine: str, path: Path):
     return _BACKGROUNDS[key]
 
 
-def render(job: FrameJob) -> tuple[Path, Path]:
-    """Both of the loop's commands for one frame, reading the frame once; both files written atomically.
+def render(job: FrameJob) -> tuple[bytes, bytes]:
+    """Both of the loop's commands for one frame, reading the frame once: ``(mask TIFF, clean JPEG)`` bytes.
 
     The mask is quantised in memory exactly as the second command reads it back from the file, so
-    ``NAME-clean.jpg`` is what the loop writes, without reading ``NAME-mask.tiff`` again.
+    the clean image is what the loop writes, without reading ``NAME-mask.tiff`` again. Nothing is
+    written here: a worker can be killed at any moment without leaving a file behind.
     """
     background = _background(job.engine, job.background)
-    mask_bytes, clean_bytes = get_engine(job.engine).render_frame(background, job.frame, job.params, job.background)
-    write_atomic(job.mask, mask_bytes)
-    write_atomic(job.clean, clean_bytes)
-    return job.mask, job.clean
+    return get_engine(job.engine).render_frame(background, job.frame, job.params, job.background)
 
 
 class _Resume:
@@ -177,7 +175,8 @@ def mask_frames(
     engine : str
         The image engine (see :mod:`magicmask.engines`).
     jobs : int, optional
-        Worker processes; all cores by default, 1 runs in this process.
+        Worker processes; all cores by default, 1 runs in this process. Workers compute; this
+        process writes every file (temporary name, then rename).
     force : bool
         Redo frames whose outputs are up to date.
 
@@ -185,6 +184,12 @@ def mask_frames(
     -------
     list of (Path, Path)
         The outputs of every frame that succeeded, in frame order.
+
+    Raises
+    ------
+    MagicmaskError
+        For a bad background, or an output that cannot be written (full disk, no permission): the
+        run stops there. Bad frames do not stop it (see ``on_error``).
     """
     background = check_tiff(background, "background")
     get_engine(engine)
@@ -211,8 +216,10 @@ def mask_frames(
                 yield job
 
     for job, result, error in run_tasks(render, pending(), jobs):
-        if error is None:
-            done[job.frame] = result
+        if error is None:  # written here, by this process, so an interruption never leaves half a file
+            write_atomic(job.mask, result[0])
+            write_atomic(job.clean, result[1])
+            done[job.frame] = (job.mask, job.clean)
         report(job.frame, None if error is None else as_magicmask_error(error, job.frame))
     if not order:
         raise MagicmaskError("no frames to mask", hint="pass TIFF frames, e.g. t*.tiff")

@@ -108,7 +108,10 @@ def run(
             yield path
 
     if background == "lighten":
-        frames = list(stream())
+        try:
+            frames = list(stream())
+        finally:
+            keyframes.close()
         target = out_dir / BACKGROUND_NAME
         if force or not _newer_than_all(target, frames):
             lighten_background(frames, target, _stage(progress, "background", len(frames)), engine, jobs)
@@ -117,10 +120,17 @@ def run(
         source = stream()
     else:  # the first keyframe, as soon as ffmpeg has written it; the masks start while it goes on
         source = stream()
-        background_path = next(source)
+        try:
+            background_path = next(source)
+        except BaseException:
+            keyframes.close()
+            raise
         source = itertools.chain([background_path], source)
     errors: list[MagicmaskError] = []
-    mask_frames(source, background_path, out_dir, params, _stage(progress, "masks", 0), errors.append, engine, jobs, force)
+    try:
+        mask_frames(source, background_path, out_dir, params, _stage(progress, "masks", 0), errors.append, engine, jobs, force)
+    finally:
+        keyframes.close()  # on interruption: ffmpeg stopped, its temporary folder removed
     frames = keyframes.finish((MASK_SUFFIX, CLEAN_SUFFIX))
     if background == "first":
         background_path = frames[0]

@@ -162,7 +162,7 @@ def test_check_reports_identical_files(tmp_path):
     result = invoke("check", *frames, "--background", frames[0], "-q")
     assert result.exit_code == 0, result.output
     assert "t02-mask.tiff" in result.output and "identical" in result.output
-    assert "all 4 files identical" in result.output
+    assert "all 8 files identical to convert's (native, wand)" in result.output
 
 
 def test_check_exits_1_when_outputs_differ(tmp_path, monkeypatch):
@@ -179,7 +179,7 @@ def test_check_exits_1_when_outputs_differ(tmp_path, monkeypatch):
     frames = golden_frames("walk")
     result = invoke("check", frames[2], "--background", frames[0], "-q", "-j", "1")
     assert result.exit_code == 1
-    assert "differs" in result.output
+    assert "differs" in result.output and "(engine: wand)" in result.output
 
 
 def test_check_without_convert_says_what_to_install(tmp_path, monkeypatch):

@@ -13,9 +13,16 @@ from conftest import GOLDEN, VIDEOS, golden_frames
 from magicmask.background import keyframe_display, lighten_background
 from magicmask.check import find_convert, run_seed_loop
 from magicmask.compare import compare_files
+from magicmask.engines import ENGINES
 from magicmask.keyframes import extract_keyframes
 from magicmask.masks import make_clean, make_mask, mask_frames
 from magicmask.pipeline import run
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request):
+    """Every golden test runs on every engine."""
+    return request.param
 
 
 def assert_identical(ours, reference):
@@ -42,36 +49,36 @@ def test_keyframes_match_ffmpeg(video, tmp_path):
 
 
 @pytest.mark.parametrize("video", VIDEOS)
-def test_masks_match_convert_first_frame_background(video, tmp_path):
+def test_masks_match_convert_first_frame_background(video, engine, tmp_path):
     frames = golden_frames(video)
-    mask_frames(frames, frames[0], tmp_path)
+    mask_frames(frames, frames[0], tmp_path, engine=engine)
     assert_same_outputs(tmp_path, GOLDEN / video / "first", frames)
 
 
 @pytest.mark.parametrize("video", VIDEOS)
-def test_lighten_background_matches_convert(video, tmp_path):
+def test_lighten_background_matches_convert(video, engine, tmp_path):
     frames = golden_frames(video)
-    background = lighten_background(frames, tmp_path / "background.tiff")
+    background = lighten_background(frames, tmp_path / "background.tiff", engine=engine)
     assert_identical(background, GOLDEN / video / "lighten" / "background.tiff")
 
 
 @pytest.mark.parametrize("video", VIDEOS)
-def test_masks_match_convert_lighten_background(video, tmp_path):
+def test_masks_match_convert_lighten_background(video, engine, tmp_path):
     frames = golden_frames(video)
-    mask_frames(frames, GOLDEN / video / "lighten" / "background.tiff", tmp_path)
+    mask_frames(frames, GOLDEN / video / "lighten" / "background.tiff", tmp_path, engine=engine)
     assert_same_outputs(tmp_path, GOLDEN / video / "lighten", frames)
 
 
 @pytest.mark.parametrize("video", VIDEOS)
-def test_display_matches_convert(video, tmp_path):
-    display = keyframe_display(golden_frames(video), tmp_path / "keyframes.jpg")
+def test_display_matches_convert(video, engine, tmp_path):
+    display = keyframe_display(golden_frames(video), tmp_path / "keyframes.jpg", engine=engine)
     assert display.read_bytes() == (GOLDEN / video / "keyframes.jpg").read_bytes()
 
 
 @pytest.mark.parametrize("video", VIDEOS)
 @pytest.mark.parametrize("mode", ["first", "lighten"])
-def test_run_matches_the_seed(video, mode, tmp_path):
-    result = run(GOLDEN / f"{video}.mp4", tmp_path, mode)
+def test_run_matches_the_seed(video, mode, engine, tmp_path):
+    result = run(GOLDEN / f"{video}.mp4", tmp_path, mode, engine=engine)
     assert not result.errors
     assert_same_outputs(tmp_path, GOLDEN / video / mode, golden_frames(video))
     if mode == "lighten":
@@ -86,27 +93,27 @@ def test_single_commands_match_convert(tmp_path):
     assert clean.read_bytes() == (GOLDEN / "walk" / "first" / "t03-clean.jpg").read_bytes()
 
 
-def test_mask_files_are_8_bit_gray_for_8_bit_frames_and_16_bit_for_16_bit(tmp_path):
+def test_mask_files_are_8_bit_gray_for_8_bit_frames_and_16_bit_for_16_bit(engine, tmp_path):
     from magicmask.compare import image_facts
 
     for video, depth in (("walk", 8), ("walk10", 16)):
         frames = golden_frames(video)
-        (mask, _), = mask_frames(frames[1:2], frames[0], tmp_path / video)
+        (mask, _), = mask_frames(frames[1:2], frames[0], tmp_path / video, engine=engine)
         facts = image_facts(mask)
         assert (facts.depth, facts.colorspace, facts.alpha) == (depth, "gray", False)
 
 
-def test_live_convert_agrees_on_fresh_frames(sample_frames, tmp_path):
+def test_live_convert_agrees_on_fresh_frames(sample_frames, engine, tmp_path):
     """The real convert, run now (not golden files), on frames made now: no stale reference can hide a change."""
     convert = find_convert()
     reference = tmp_path / "convert"
     run_seed_loop(sample_frames, sample_frames[0], reference, convert=convert)
-    mask_frames(sample_frames, sample_frames[0], tmp_path / "ours")
+    mask_frames(sample_frames, sample_frames[0], tmp_path / "ours", engine=engine)
     assert_same_outputs(tmp_path / "ours", reference, sample_frames)
     subprocess.run([convert, *map(str, sample_frames), "-background", "black", "-compose", "lighten", "-flatten", str(tmp_path / "bg.tiff")], check=True)
-    assert_identical(lighten_background(sample_frames, tmp_path / "ours-bg.tiff"), tmp_path / "bg.tiff")
+    assert_identical(lighten_background(sample_frames, tmp_path / "ours-bg.tiff", engine=engine), tmp_path / "bg.tiff")
     subprocess.run([convert, *map(str, sample_frames), "-background", "white", "-compose", "darken", "-flatten", str(tmp_path / "kf.jpg")], check=True)
-    assert keyframe_display(sample_frames, tmp_path / "ours-kf.jpg").read_bytes() == (tmp_path / "kf.jpg").read_bytes()
+    assert keyframe_display(sample_frames, tmp_path / "ours-kf.jpg", engine=engine).read_bytes() == (tmp_path / "kf.jpg").read_bytes()
 
 
 def test_golden_versions_are_recorded():

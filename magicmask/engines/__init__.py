@@ -4,7 +4,9 @@ Every engine offers the same functions: ``load_background(path)``, ``render_fram
 frame, params, background_path)`` returning the mask TIFF and clean JPEG bytes, ``Fold(compose,
 colour)`` for lighten/darken flattens, and ``version()``.
 
-``wand`` runs ImageMagick itself through MagickWand and is the reference.
+``wand`` runs ImageMagick itself through MagickWand and is the reference. ``native`` (the default)
+reproduces ImageMagick's arithmetic in NumPy/Numba, exactly (checked against ``wand`` and
+``convert`` by the tests), at about twelve times the speed.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import importlib
 
 from magicmask.errors import MagicmaskError
 
-ENGINES = ("wand",)
-DEFAULT_ENGINE = "wand"
+ENGINES = ("native", "wand")
+DEFAULT_ENGINE = "native"
 
 
 def get_engine(name: str = DEFAULT_ENGINE):
