@@ -194,6 +194,16 @@ class Keyframes:
         return f"t{index:0{self._width}d}.tiff"
 
     def __iter__(self) -> Iterator[Path]:
+        self._generator = self._generate()
+        return self._generator
+
+    def close(self) -> None:
+        """Stop ffmpeg and remove the temporary folder, if an iteration is still under way."""
+        generator = getattr(self, "_generator", None)
+        if generator is not None:
+            generator.close()
+
+    def _generate(self) -> Iterator[Path]:
         if self._recorded:
             for name in frame_names(self._recorded["count"]):
                 self.paths.append(self.out_dir / name)
