@@ -467,7 +467,7 @@ def video_info(video: str | os.PathLike, times: np.ndarray | None = None) -> Vid
     return VideoInfo(int(stream["width"]), int(stream["height"]), fps, len(times), duration, source, keyframe_pix_fmt(source))
 
 
-def raw_frames_command(video: str | os.PathLike, pix_fmt: str = "rgb24", start: float | None = None, duration: float | None = None) -> list[str]:
+def raw_frames_command(video: str | os.PathLike, pix_fmt: str = "rgb24", start: float | None = None, duration: float | None = None, keyframes_only: bool = False) -> list[str]:
     """The ffmpeg command writing every decoded frame of ``video`` to its standard output, raw.
 
     ::
@@ -475,8 +475,9 @@ def raw_frames_command(video: str | os.PathLike, pix_fmt: str = "rgb24", start: 
         ffmpeg [-ss START] [-t DURATION] -i VIDEO -f rawvideo -fps_mode passthrough -pix_fmt rgb24 pipe:
 
     ``-fps_mode passthrough`` passes each decoded frame once (no duplicates, none dropped), as for keyframes.
+    ``keyframes_only`` adds ``-skip_frame nokey`` before ``-i``: the keyframes, decoded as :func:`keyframes_command` decodes them.
     """
-    options = {}
+    options = {"skip_frame": "nokey"} if keyframes_only else {}
     if start is not None:
         options["ss"] = start
     if duration is not None:
@@ -492,6 +493,7 @@ def iter_frames(
     start: float | None = None,
     duration: float | None = None,
     info: VideoInfo | None = None,
+    keyframes_only: bool = False,
 ) -> Iterator[np.ndarray]:
     """Yield the decoded frames of ``video`` one at a time, as ``(height, width, channels)`` arrays.
 
@@ -509,6 +511,8 @@ def iter_frames(
         Seconds: decode only from ``start`` (``-ss``), for ``duration`` (``-t``).
     info : VideoInfo, optional
         :func:`video_info` of the video, when already known.
+    keyframes_only : bool
+        Only the keyframes (``-skip_frame nokey``), the frames :func:`extract_keyframes` writes.
 
     Raises
     ------
@@ -528,12 +532,13 @@ def iter_frames(
     channels, dtype = RAW_FORMATS[pix_fmt]
     dtype = np.dtype(dtype)
     size = width * height * channels * dtype.itemsize
-    args = raw_frames_command(video, pix_fmt, start, duration)
+    args = raw_frames_command(video, pix_fmt, start, duration, keyframes_only)
     args = [ffmpeg_binary(), *args[1:]]
     try:
         process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=size)
     except FileNotFoundError:
         raise MagicmaskError("ffmpeg is not installed", hint=_INSTALL_HINT) from None
+    widen_pipe(process.stdout)
     errors: collections.deque[bytes] = collections.deque(maxlen=50)
     drain = threading.Thread(target=lambda: errors.extend(process.stderr), daemon=True)  # a full stderr pipe would block ffmpeg
     drain.start()
@@ -559,3 +564,157 @@ def iter_frames(
         process.stdout.close()
         process.wait()
         drain.join(timeout=5)
+
+
+# --- Batches and the foreground video (issue 10) ------------------------------------------------------
+#
+# A batch sizes its progress bar from the keyframe packets (counted without decoding). ``magicmask video``
+# streams decoded frames in (:func:`iter_frames`) and computed frames out to an H.264 encoder through
+# its standard input (:class:`Encoder`): no frame is written to disk and the video is never held whole.
+
+
+def keyframe_count_command(video: str | os.PathLike) -> list[str]:
+    """The ffprobe command printing the flags of every packet of the first video stream (``K`` = keyframe)."""
+    return ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=flags", "-of", "csv=p=0", os.fspath(video)]
+
+
+def keyframe_count(video: str | os.PathLike) -> int:
+    """The number of keyframe packets of ``video``: what :func:`extract_keyframes` will write, read without
+    decoding (an estimate for progress bars; a damaged file can yield fewer).
+
+    Raises
+    ------
+    MagicmaskError
+        When the file is missing or ffprobe cannot read it.
+    """
+    video = _check_video_path(video)
+    args = [ffmpeg_binary("ffprobe"), *keyframe_count_command(video)[1:]]
+    done = subprocess.run(args, capture_output=True)
+    if done.returncode != 0:
+        raise MagicmaskError(f"ffprobe failed: {_tail(done.stderr)}", video, "check that the file is a complete video")
+    return sum(1 for line in done.stdout.splitlines() if line.strip().startswith(b"K"))
+
+
+def has_audio(video: str | os.PathLike) -> bool:
+    """True when ``video`` has an audio stream."""
+    video = _check_video_path(video)
+    try:
+        info = ffmpeg.probe(os.fspath(video), cmd=ffmpeg_binary("ffprobe"))
+    except ffmpeg.Error as exc:
+        raise MagicmaskError(f"ffmpeg cannot read this as a video: {_tail(exc.stderr, 1)}", video, "pass a video file (e.g. MP4)") from None
+    return any(s.get("codec_type") == "audio" for s in info.get("streams", []))
+
+
+def frame_rate(video: str | os.PathLike) -> str:
+    """The frame rate of ``video``'s first video stream as ffprobe gives it, a fraction (``25/1``, ``30000/1001``)."""
+    stream = probe(video)
+    for key in ("avg_frame_rate", "r_frame_rate"):
+        if _rate(stream.get(key)) > 0:
+            return stream[key]
+    raise MagicmaskError("the video stream has no frame rate", video, "re-encode it with a constant frame rate")
+
+
+def widen_pipe(pipe) -> None:
+    """Give a pipe to or from ffmpeg a 1 MiB buffer (Linux; 64 KiB by default): frames of megabytes then
+    cross it in far fewer wake-ups. Silently does nothing where the system does not allow it."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError, ValueError):
+        pass
+
+
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+"""libx264's presets, fastest first."""
+
+
+def encode_command(
+    output: str | os.PathLike,
+    width: int,
+    height: int,
+    pix_fmt: str,
+    rate: str,
+    *,
+    crf: float = 18,
+    lossless: bool = False,
+    preset: str = "medium",
+    audio_from: str | os.PathLike | None = None,
+) -> list[str]:
+    """The ffmpeg command encoding raw frames read from its standard input into an H.264 ``output``.
+
+    ::
+
+        ffmpeg -f rawvideo -pix_fmt rgb24 -s WxH -framerate RATE -i pipe: [-i VIDEO -map 0:v -map 1:a -c:a copy]
+               -c:v libx264 -crf CRF -preset PRESET -pix_fmt yuv420p OUTPUT
+
+    ``lossless`` encodes every sample exactly: ``libx264rgb -qp 0`` (RGB 4:4:4) for RGB frames,
+    ``libx264 -qp 0 -pix_fmt gray`` for gray ones (decode them back with ``-pix_fmt rgb24``/``gray``).
+    Not every player plays these; the default is ordinary 4:2:0 video. ``audio_from``: a video whose audio
+    streams are copied as they are.
+    """
+    if pix_fmt not in ("rgb24", "gray"):
+        raise MagicmaskError(f"cannot encode raw {pix_fmt!r} frames", hint="encode rgb24 or gray frames")
+    if preset not in PRESETS:
+        raise MagicmaskError(f"unknown x264 preset {preset!r}", hint=f"use one of: {', '.join(PRESETS)}")
+    if not lossless and not 0 <= crf <= 51:
+        raise MagicmaskError(f"--crf {crf} is outside 0..51", hint="use 0 (best) to 51 (smallest); 18 looks lossless to most eyes")
+    source = ffmpeg.input("pipe:", f="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}", framerate=rate)
+    gray = pix_fmt == "gray"
+    if lossless:
+        options = dict(vcodec="libx264" if gray else "libx264rgb", qp=0, preset=preset, pix_fmt=pix_fmt)
+    else:
+        options = dict(vcodec="libx264", crf=crf, preset=preset, pix_fmt="yuv420p")
+    streams = [source.video]
+    if audio_from is not None:
+        streams.append(ffmpeg.input(os.fspath(audio_from)).audio)
+        options["acodec"] = "copy"
+    return _with_quiet(ffmpeg.output(*streams, os.fspath(output), **options).compile(cmd="ffmpeg"), "-y")
+
+
+class Encoder:
+    """An ffmpeg process encoding the raw frames written to it (see :func:`encode_command`).
+
+    ``write`` blocks while ffmpeg is busy (the pipe is the only buffer); ``close`` waits for the file to be
+    finished; ``kill`` stops ffmpeg at once (its partial file is the caller's to remove).
+    """
+
+    def __init__(self, args: list[str], output: str | os.PathLike):
+        self.output = Path(output)
+        self.errors = tempfile.TemporaryFile()
+        try:
+            self.process = subprocess.Popen(_binary(args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.errors)
+        except FileNotFoundError:
+            self.errors.close()
+            raise MagicmaskError("ffmpeg is not installed", hint=_INSTALL_HINT) from None
+        widen_pipe(self.process.stdin)
+
+    def _failure(self) -> MagicmaskError:
+        self.process.wait()
+        self.errors.seek(0)
+        return MagicmaskError(f"ffmpeg failed to encode the video: {_tail(self.errors.read())}", self.output, "check free space; for audio MP4 cannot hold, write .mkv")
+
+    def write(self, data) -> None:
+        try:
+            self.process.stdin.write(data)
+        except (BrokenPipeError, ValueError):  # ffmpeg ended (ValueError: the pipe was closed by kill)
+            raise self._failure() from None
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.close()
+        except BrokenPipeError:
+            pass
+        if self.process.wait() != 0:
+            raise self._failure()
+        self.errors.close()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        try:
+            self.process.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        self.process.wait()
+        self.errors.close()

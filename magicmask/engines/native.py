@@ -395,17 +395,30 @@ def _to_char(image: np.ndarray) -> np.ndarray:
     return out
 
 
+def mask_samples(background: Picture, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(the mask file's samples, the mask as convert reads it back)``: the samples at the background's
+    depth, and in Quantum values (``257 * m`` for 8-bit files)."""
+    samples, _ = _as_file_samples(mask, background.depth)
+    read_back = samples.astype(np.uint16) * 257 if samples.dtype == np.uint8 else samples
+    return samples, read_back
+
+
 def mask_file(background: Picture, mask: np.ndarray) -> tuple[bytes, np.ndarray]:
     """``(NAME-mask.tiff bytes, the mask as convert reads it back)``: the file at the background's depth
     and attributes, and its samples in Quantum values (``257 * m`` for 8-bit files)."""
-    samples, _ = _as_file_samples(mask, background.depth)
-    data = tiff_bytes(samples, background)
-    read_back = samples.astype(np.uint16) * 257 if samples.dtype == np.uint8 else samples
-    return data, read_back
+    samples, read_back = mask_samples(background, mask)
+    return tiff_bytes(samples, background), read_back
 
 
 def clean_jpeg(frame: Picture, read_back: np.ndarray) -> bytes:
     """``convert FRAME NAME-mask.tiff -compose multiply -flatten NAME-clean.jpg`` as JPEG bytes."""
+    out, gray = clean_samples(frame, read_back)
+    return jpeg_bytes(out[:, :, :1] if gray else out, frame)
+
+
+def clean_samples(frame: Picture, read_back: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The 8-bit samples ``NAME-clean.jpg`` is encoded from (the frame's channels, or RGB for an RGB
+    mask), and whether R = G = B everywhere (``convert`` then writes a one-component JPEG)."""
     k = _kernels()
     mask = np.ascontiguousarray(read_back[:, :, 0]) if read_back.ndim == 3 and read_back.shape[2] == 1 else read_back
     if mask.ndim == 3:  # an RGB mask (a chain without threshold): multiply channel by channel
@@ -416,10 +429,10 @@ def clean_jpeg(frame: Picture, read_back: np.ndarray) -> bytes:
             k.multiply_flatten(np.ascontiguousarray(frame.samples[:, :, min(c, frame.samples.shape[2] - 1)][:, :, None]), frame.scale, np.ascontiguousarray(mask[:, :, c]), plane)
             out[:, :, c] = plane[:, :, 0]
         gray = bool((out[:, :, 0] == out[:, :, 1]).all() and (out[:, :, 1] == out[:, :, 2]).all())
-        return jpeg_bytes(out[:, :, :1] if gray else out, frame)
+        return out, gray
     out = np.empty(frame.samples.shape, dtype=np.uint8)
     gray = k.multiply_flatten(frame.samples, frame.scale, mask, out)
-    return jpeg_bytes(out[:, :, :1] if gray else out, frame)
+    return out, bool(gray)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -716,3 +729,34 @@ def version() -> str:
     import tifffile
 
     return f"numba {numba.__version__}, numpy {np.__version__}, tifffile {tifffile.__version__}, Pillow {PIL.__version__}"
+
+
+# --------------------------------------------------------------------------------------------------
+# decoded frames (the foreground video): the same chain on arrays, nothing encoded
+
+
+def foreground(background: Picture, frame: Picture, params: MaskParams = MaskParams()) -> tuple[np.ndarray, np.ndarray]:
+    """``(mask, clean)`` samples of one frame: what the seed's two loop commands write, before encoding.
+
+    ``mask`` is ``NAME-mask.tiff``'s samples (``(rows, columns, 1)``, the background's depth) and
+    ``clean`` the 8-bit samples ``NAME-clean.jpg`` is encoded from (``(rows, columns, channels)``): the
+    same functions as :func:`render_frame`, without the TIFF and JPEG codecs. Every kernel releases the
+    GIL, so threads can work on several frames at once.
+    """
+    check_same_size(background, frame, frame.path, background.path)
+    samples, read_back = mask_samples(background, mask_quantum(background, frame, params))
+    clean, _ = clean_samples(frame, read_back)
+    return samples, clean
+
+
+def to_char(samples: np.ndarray) -> np.ndarray:
+    """8-bit samples of an 8- or 16-bit image, as ImageMagick scales Quantum to char (ScaleQuantumToChar)."""
+    return samples if samples.dtype == np.uint8 else _to_char(samples)
+
+
+def fold_picture(fold: Fold) -> Picture:
+    """The image a :class:`Fold` encodes as TIFF, as it reads back (``background.tiff`` without the file)."""
+    if fold.canvas is None:
+        raise MagicmaskError("no frames to flatten", hint="pass frames to fold")
+    samples, _ = _as_file_samples(fold.canvas, fold.first.depth)
+    return replace(fold.first, samples=np.ascontiguousarray(samples))
