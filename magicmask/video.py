@@ -1,0 +1,282 @@
+"""The foreground video: the seed's mask chain and multiply on every frame of a video, streamed.
+
+For every decoded frame ``F`` (not only the keyframes), the two commands of the blog's loop::
+
+    convert BG F -compose difference -composite -threshold 5% -blur 0x3 -threshold 20% -blur 0x3 F-mask.tiff
+    convert F F-mask.tiff -compose multiply -flatten F-clean.jpg
+
+computed by the native engine on the decoded samples (the same functions as for keyframes, without the
+TIFF and JPEG codecs), and the clean frames (and, optionally, the masks) encoded back into H.264 videos.
+Frames come from ffmpeg's raw pipe and go to ffmpeg's standard input: nothing is written to disk but
+the videos, and only a few frames are in memory at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from magicmask.engines import native
+from magicmask.errors import MagicmaskError
+from magicmask.execute import resolve_jobs
+from magicmask.files import atomic_path
+from magicmask.keyframes import Encoder, VideoInfo, encode_command, frame_rate, has_audio, iter_frames, video_info
+from magicmask.params import MaskParams
+
+BACKGROUNDS = ("first", "lighten")
+DEFAULT_PRESET = "veryfast"
+"""x264 preset of the clean video: fast enough that the encoder keeps up with the masks on two cores."""
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class VideoResult:
+    """What :func:`foreground_video` wrote."""
+
+    output: Path
+    masks: Path | None
+    frames: int
+    seconds: float
+    audio: bool
+
+    @property
+    def fps(self) -> float:
+        """Frames processed per second of wall time, decoding and encoding included."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def _frame_format(video: Path, info: VideoInfo) -> str:
+    """The raw format frames are read in: the keyframes' format, which must be opaque."""
+    if info.frame_pix_fmt not in ("rgb24", "rgb48le", "gray", "gray16le"):
+        raise MagicmaskError(
+            f"the video has an alpha channel ({info.pix_fmt}); the seed's chain is for opaque frames",
+            video,
+            "remove the alpha channel first (ffmpeg -pix_fmt yuv420p)",
+        )
+    return info.frame_pix_fmt
+
+
+def background_picture(video, background: str | os.PathLike = "first", info: VideoInfo | None = None) -> native.Picture:
+    """The background of the mask chain for ``video``, as the native engine holds it.
+
+    ``first``: the first keyframe (the seed's ``t01.tiff``); ``lighten``: the seed's ``convert *.tiff
+    -background black -compose lighten -flatten background.tiff`` over the keyframes, folded as they
+    are decoded (no file); a path: that TIFF, of the video's size.
+    """
+    video = Path(video)
+    info = info or video_info(video)
+    pix_fmt = _frame_format(video, info)
+    if os.fspath(background) not in BACKGROUNDS:
+        picture = native.load_background(background)
+        if picture.size != (info.width, info.height):
+            width, height = picture.size
+            raise MagicmaskError(f"background is {width}x{height} but the video is {info.width}x{info.height}", background, "use a background made from this video")
+        return picture
+    keyframes = iter_frames(video, pix_fmt, info=info, keyframes_only=True)
+    try:
+        if background == "first":
+            for samples in keyframes:
+                return native.Picture(np.array(samples), path=f"{video} (first keyframe)")
+            raise MagicmaskError("ffmpeg found no keyframe in the video", video, "check that the video decodes (ffplay), or re-encode it")
+        fold = native.Fold("lighten", "black")
+        for index, samples in enumerate(keyframes):
+            fold.add(native.Picture(samples, path=f"{video} (keyframe {index + 1})"))
+        if fold.canvas is None:
+            raise MagicmaskError("ffmpeg found no keyframe in the video", video, "check that the video decodes (ffplay), or re-encode it")
+        return native.fold_picture(fold)
+    finally:
+        keyframes.close()
+
+
+def foreground_frames(frames, background: native.Picture, params: MaskParams = MaskParams(), jobs: int | None = None):
+    """``(mask, clean)`` samples for every frame of ``frames`` (arrays), in order, computed on ``jobs`` threads.
+
+    The work is :func:`magicmask.engines.native.foreground` (GIL-free kernels); at most ``2 * jobs + 2``
+    frames are in flight, so memory does not grow with the video.
+    """
+    threads = resolve_jobs(jobs)
+    pending: list[Future] = []
+    with ThreadPoolExecutor(threads, thread_name_prefix="magicmask-frame") as pool:
+        try:
+            for samples in frames:
+                pending.append(pool.submit(native.foreground, background, native.Picture(samples), params))
+                if len(pending) >= 2 * threads + 2:
+                    yield pending.pop(0).result()
+            while pending:
+                yield pending.pop(0).result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+class _Writer(threading.Thread):
+    """Writes one output's frames to its encoder, in order, while the next ones are computed."""
+
+    def __init__(self, encoder: Encoder, pick: Callable, on_frame: Callable[[], None] | None, depth: int):
+        super().__init__(daemon=True, name=f"magicmask-writer-{encoder.output.name}")
+        self.encoder = encoder
+        self.pick = pick
+        self.on_frame = on_frame
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+
+    def run(self):
+        while True:
+            result = self.queue.get()
+            if result is None:
+                return
+            if self.error is not None or self.stop.is_set():
+                continue  # drain, so that the producer never blocks
+            try:
+                self.encoder.write(self.pick(result))
+                if self.on_frame is not None:
+                    self.on_frame()
+            except BaseException as exc:  # handed to the main thread
+                self.error = exc
+
+
+def foreground_video(
+    video: str | os.PathLike,
+    output: str | os.PathLike,
+    masks: str | os.PathLike | None = None,
+    background: str | os.PathLike = "first",
+    params: MaskParams = MaskParams(),
+    crf: float = 18,
+    lossless: bool = False,
+    preset: str = DEFAULT_PRESET,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> VideoResult:
+    """Write the clean (foreground) video of ``video``: every frame multiplied by its mask, as the seed does.
+
+    Reproduces, for every decoded frame ``F`` (the keyframes' RGB or gray format)::
+
+        convert BG F -compose difference -composite -threshold 5% -blur 0x3 -threshold 20% -blur 0x3 F-mask.tiff
+        convert F F-mask.tiff -compose multiply -flatten F-clean.jpg
+
+    and encodes the clean frames (before any JPEG compression) with H.264; audio streams are copied.
+
+    Parameters
+    ----------
+    video : path
+        The video file.
+    output : path
+        The clean video (e.g. ``clean.mp4``), written through a temporary name and renamed when complete.
+    masks : path, optional
+        Also write the masks as a (gray) video.
+    background : {'first', 'lighten'} or path
+        See :func:`background_picture`.
+    params : MaskParams
+        The thresholds and blurs of the chain.
+    crf : float
+        x264's constant rate factor (0..51, lower is better) for the lossy encoding.
+    lossless : bool
+        Encode every sample exactly (``libx264rgb -qp 0`` for RGB, ``libx264 -qp 0`` gray); large files.
+    preset : str
+        x264's preset (``ultrafast`` .. ``veryslow``).
+    jobs : int, optional
+        Threads computing masks; every core by default.
+    progress : callable, optional
+        ``progress("video", done, total)``, called from a writer thread as frames are encoded.
+
+    Returns
+    -------
+    VideoResult
+
+    Raises
+    ------
+    MagicmaskError
+        For a missing or unreadable video, a video with alpha, a background of another size, or when
+        ffmpeg fails to decode or encode.
+    """
+    video = Path(video)
+    output = Path(output)
+    masks = Path(masks) if masks is not None else None
+    started = time.perf_counter()
+    info = video_info(video)
+    pix_fmt = _frame_format(video, info)
+    for target in filter(None, (output, masks)):
+        if target.resolve() == video.resolve():
+            raise MagicmaskError("the output would overwrite the video", target, "choose another output name")
+    if masks is not None and masks.resolve() == output.resolve():
+        raise MagicmaskError("--masks and the output are the same file", masks, "choose another name for the masks video")
+    rate = frame_rate(video)
+    audio = has_audio(video)
+    picture = background_picture(video, background, info)
+    encode = dict(crf=crf, lossless=lossless, preset=preset)
+    clean_fmt = "gray" if info.channels == 1 else "rgb24"
+    threads = resolve_jobs(jobs)
+    depth = 2 * threads + 2
+    done = 0
+
+    def frame_done():
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress("video", done, info.frames)
+
+    if progress is not None:
+        progress("video", 0, info.frames)
+    with contextlib.ExitStack() as stack:
+        clean_tmp = stack.enter_context(atomic_path(output))
+        masks_tmp = stack.enter_context(atomic_path(masks)) if masks is not None else None
+        writers: list[_Writer] = []
+        try:
+            args = encode_command(clean_tmp, info.width, info.height, clean_fmt, rate, audio_from=video if audio else None, **encode)
+            writers.append(_Writer(Encoder(args, output), lambda result: result[1], frame_done, depth))
+            if masks_tmp is not None:
+                args = encode_command(masks_tmp, info.width, info.height, "gray", rate, **encode)
+                writers.append(_Writer(Encoder(args, masks), lambda result: native.to_char(result[0]), None, depth))
+            for writer in writers:
+                writer.start()
+            count = _stream(video, pix_fmt, info, picture, params, threads, writers)
+            for writer in writers:
+                writer.queue.put(None)
+            for writer in writers:
+                writer.join()
+            for writer in writers:
+                if writer.error is not None:
+                    raise writer.error
+            for writer in writers:
+                writer.encoder.close()
+        except BaseException:
+            for writer in writers:
+                writer.stop.set()
+                writer.encoder.kill()
+                with contextlib.suppress(queue.Full):
+                    writer.queue.put_nowait(None)
+            for writer in writers:
+                writer.join(timeout=10)
+            raise
+    if count == 0:
+        raise MagicmaskError("ffmpeg decoded no frame", video, "check that the video decodes (ffplay)")
+    return VideoResult(output, masks, count, time.perf_counter() - started, audio)
+
+
+def _stream(video, pix_fmt, info, picture, params, threads, writers) -> int:
+    """Decode, compute on ``threads`` threads and hand every frame's ``(mask, clean)`` to each writer, in order."""
+    count = 0
+    frames = iter_frames(video, pix_fmt, info=info)
+    results = foreground_frames(frames, picture, params, threads)
+    try:
+        for result in results:
+            if any(writer.error is not None for writer in writers):
+                break
+            for writer in writers:
+                writer.queue.put(result)  # blocks while the writer is ``depth`` frames behind
+            count += 1
+    finally:
+        results.close()
+        frames.close()
+    return count
