@@ -202,8 +202,8 @@ def masks(
 @app.command()
 @_friendly
 def run(
-    video: Annotated[Path, typer.Argument(help="The video file.", show_default=False)],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for keyframes, background and outputs.", show_default=False)],
+    video: Annotated[list[Path], typer.Argument(help="The video file(s); several (or a glob) make a batch, one folder each.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for keyframes, background and outputs; with several videos, the ROOT of one folder per video (ROOT/STEM).", show_default=False)],
     background_choice: Annotated[str, typer.Option("--background", "-b", help="first (the first keyframe, as in the blog), lighten (writes background.tiff), or the path of a TIFF.")] = "first",
     threshold: Threshold = "5%",
     blur: Blur = "0x3",
@@ -212,16 +212,60 @@ def run(
     engine: Engine = "native",
     jobs: Jobs = 0,
     force: Force = False,
+    sheet: Annotated[bool, typer.Option("--sheet/--no-sheet", help="Write the contact sheet sheet.jpg in each folder.")] = True,
     quiet: Quiet = False,
 ):
-    """The whole blog recipe: keyframes, background, then a mask and clean image for every keyframe."""
-    from magicmask.pipeline import run as run_pipeline
+    """The whole blog recipe: keyframes, background, then a mask and clean image for every keyframe.
 
-    params = _params(threshold, blur, threshold2, blur2)
+    Each folder also gets sheet.jpg (frame | mask | clean per keyframe) and magicmask.json (versions,
+    options, the seed's commands, every output's sha256: magicmask check FOLDER re-verifies it).
+    A re-run skips finished videos and frames.
+    """
+    _run_videos(video, output, background_choice, _params(threshold, blur, threshold2, blur2), engine, jobs, force, sheet, quiet)
+
+
+def _run_videos(videos, output, background_choice, params, engine, jobs, force, sheet, quiet) -> None:
+    """``run``: one video straight into OUTPUT, or a batch into OUTPUT/STEM with a line per video and a table."""
+    from magicmask.batch import VideoRun, expand, plan, run_videos
+
+    found = expand(videos)
+    runs = [VideoRun(found[0], output)] if len(found) == 1 else plan(found, output)
+    for item in runs:
+        if item.note:
+            out.print(f"note: {item.video} -> {item.folder} ({item.note})", soft_wrap=True)
+
+    def finished(item):
+        if len(runs) == 1:
+            return
+        if item.failed:
+            message = item.message if item.message.startswith(str(item.video)) else f"{item.video}: {item.message}"
+            out.print(f"[red]failed[/red]     {message}", soft_wrap=True)
+        else:
+            out.print(f"{item.status:<10} {item.video} -> {item.folder}: {item.keyframes} keyframes, {item.seconds:.1f} s", soft_wrap=True)
+
     with _progress(quiet) as update:
-        result = run_pipeline(video, output, background_choice, params, engine, update, jobs, force)
-    out.print(f"{len(result.keyframes)} keyframes, background {result.background}, {len(result.outputs)} masks and clean images in {result.out_dir}", soft_wrap=True)
-    _report_errors(result.errors)
+        runs = run_videos(runs, background_choice, params, engine, update, jobs, force, sheet, finished)
+    if len(runs) == 1:
+        item = runs[0]
+        if item.error is not None:
+            raise item.error
+        masks = item.keyframes - len(item.frame_errors)
+        made = "up to date: " if item.status == "up to date" else ""
+        out.print(f"{made}{item.keyframes} keyframes, background {item.background or 'as before'}, {masks} masks and clean images in {item.folder}", soft_wrap=True)
+        if item.record is not None:
+            out.print(f"record {item.record}" + (f", sheet {item.sheet}" if item.sheet else ""), soft_wrap=True)
+        _report_errors(item.frame_errors)
+        return
+    table = Table("video", "folder", "keyframes", "seconds", "status")
+    for item in runs:
+        reason = item.error.message if item.error is not None else f"{len(item.frame_errors)} frame(s) failed"
+        status = f"[red]failed[/red]: {reason}" if item.failed else item.status
+        table.add_row(str(item.video), str(item.folder), str(item.keyframes), f"{item.seconds:.1f}", status)
+    out.print(table)
+    failed = [item for item in runs if item.failed]
+    if failed:
+        err.print(f"{len(failed)} of {len(runs)} videos failed; the others are done (run the same command again to retry)", soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -247,17 +291,24 @@ def display(
 @app.command()
 @_friendly
 def check(
-    frames: Frames,
-    background_file: Annotated[Path, typer.Option("--background", "-b", help="The background TIFF the masks are made against.", show_default=False)],
+    frames: Annotated[list[Path], typer.Argument(help="TIFF frames, e.g. t*.tiff; or a folder magicmask run wrote (or its magicmask.json) to re-verify.", show_default=False)],
+    background_file: Annotated[Optional[Path], typer.Option("--background", "-b", help="The background TIFF the masks are made against (for frames).", show_default=False)] = None,
     threshold: Threshold = "5%",
     blur: Blur = "0x3",
     threshold2: Threshold2 = "20%",
     blur2: Blur2 = "0x3",
     engine: Annotated[str, typer.Option("--engine", help="The engine to check: native, wand, or all.")] = "all",
     jobs: Jobs = 0,
+    hashes_only: Annotated[bool, typer.Option("--hashes-only", help="With a folder: compare sha256 with its record, run no command.")] = False,
     quiet: Quiet = False,
 ):
-    """Run the literal convert commands on the frames and compare every engine's outputs with them, exactly."""
+    """Run the literal convert commands on the frames and compare every engine's outputs with them, exactly.
+
+    magicmask check FOLDER re-verifies a folder from its magicmask.json: every output's sha256, and the
+    recorded ffmpeg and convert commands run again with each output compared exactly.
+    """
+    if background_file is None:
+        return _check_record(frames, hashes_only, jobs, quiet)
     from magicmask.check import check as run_check
     from magicmask.engines import ENGINES
     from magicmask.files import select_frames
@@ -278,6 +329,79 @@ def check(
         err.print(f"{len(differing)} of {len(rows)} files differ from convert's (engine: {which})", soft_wrap=True)
         raise typer.Exit(1)
     out.print(f"all {len(rows)} files identical to convert's ({', '.join(engines)})", soft_wrap=True)
+
+
+@app.command("video")
+@_friendly
+def video_command(
+    video: Annotated[Path, typer.Argument(help="The video file.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The clean (foreground) video, e.g. clean.mp4.", show_default=False)],
+    masks: Annotated[Optional[Path], typer.Option("--masks", help="Also write the masks as a video, e.g. masks.mp4.", show_default=False)] = None,
+    background_choice: Annotated[str, typer.Option("--background", "-b", help="first (the first keyframe), lighten (of the keyframes), or the path of a TIFF.")] = "first",
+    threshold: Threshold = "5%",
+    blur: Blur = "0x3",
+    threshold2: Threshold2 = "20%",
+    blur2: Blur2 = "0x3",
+    crf: Annotated[float, typer.Option("--crf", help="x264 quality, 0 (best) to 51 (smallest).")] = 18,
+    lossless: Annotated[bool, typer.Option("--lossless", help="Encode every sample exactly (libx264rgb -qp 0; large files, not every player).")] = False,
+    preset: Annotated[str, typer.Option("--preset", help="x264 preset, ultrafast .. veryslow.")] = "veryfast",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Threads computing masks; 0 = every core.")] = 0,
+    quiet: Quiet = False,
+):
+    """Every frame (not only keyframes) through the seed's mask chain and multiply, streamed back into H.264.
+
+    Frames come from ffmpeg's raw pipe and go to ffmpeg's encoder: nothing is written to disk but the
+    videos; audio is copied. Each frame of the clean video is what the blog's two convert lines compute
+    for that decoded frame (before JPEG), encoded with --crf, or exactly with --lossless.
+    """
+    from magicmask.video import foreground_video
+
+    params = _params(threshold, blur, threshold2, blur2)
+    with _progress(quiet) as update:
+        result = foreground_video(video, output, masks, background_choice, params, crf, lossless, preset, jobs, update)
+    written = f"{result.output}" + (f" and {result.masks}" if result.masks else "")
+    audio = ", audio copied" if result.audio else ""
+    out.print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps){audio}: {written}", soft_wrap=True)
+
+
+@app.command()
+@_friendly
+def sheet(
+    folder: Annotated[Path, typer.Argument(help="A folder magicmask run wrote (keyframes, masks, clean images).", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The sheet (.jpg or .png) [default: FOLDER/sheet.jpg]")] = None,
+    width: Annotated[int, typer.Option("--width", help="Width of each thumbnail in pixels.")] = 240,
+    quiet: Quiet = False,
+):
+    """A contact sheet: one row per keyframe with its frame, mask and clean image, named, in one image."""
+    from magicmask.sheet import contact_sheet, sheet_frames
+
+    with _progress(quiet) as update:
+        written = contact_sheet(folder, output, width, _counter(update, "sheet", len(sheet_frames(folder)) if folder.is_dir() else 0))
+    out.print(f"sheet written to {written}", soft_wrap=True)
+
+
+def _check_record(paths, hashes_only, jobs, quiet) -> None:
+    """``check FOLDER``: a folder's outputs against its magicmask.json."""
+    from magicmask.errors import MagicmaskError
+    from magicmask.record import RECORD_NAME, load, verify
+
+    if len(paths) != 1 or not (paths[0].is_dir() or paths[0].name.endswith(".json")):
+        raise MagicmaskError("--background is needed to check frames", hint="magicmask check t*.tiff --background t01.tiff, or magicmask check FOLDER")
+    folder, record = load(paths[0])
+    with _progress(quiet) as update:
+        rows = verify(folder, rerun=not hashes_only, jobs=jobs, progress=_counter(update, "check", len(record["outputs"])))
+    table = Table("file", "sha256", "command re-run", "note")
+    for row in rows:
+        hash_colour = "green" if row.hash == "matches" else "red"
+        rerun_colour = "green" if row.rerun == "identical" else ("red" if row.rerun in ("differs", "failed") else "default")
+        table.add_row(row.name, f"[{hash_colour}]{row.hash}[/{hash_colour}]", f"[{rerun_colour}]{row.rerun}[/{rerun_colour}]", row.note)
+    out.print(table)
+    bad = [row for row in rows if not row.ok]
+    if bad:
+        err.print(f"{len(bad)} of {len(rows)} entries differ from {folder / RECORD_NAME}: {', '.join(row.name for row in bad[:5])}{' ...' if len(bad) > 5 else ''}", soft_wrap=True)
+        raise typer.Exit(1)
+    how = "sha256 checked" if hashes_only else "sha256 checked, commands re-run, outputs identical"
+    out.print(f"all {len(rows)} files of {folder} match the record ({how})", soft_wrap=True)
 
 
 @app.command()
