@@ -648,21 +648,20 @@ def encode_command(
         ffmpeg -f rawvideo -pix_fmt rgb24 -s WxH -framerate RATE -i pipe: [-i VIDEO -map 0:v -map 1:a -c:a copy]
                -c:v libx264 -crf CRF -preset PRESET -pix_fmt yuv420p OUTPUT
 
-    ``lossless`` encodes every sample exactly: ``libx264rgb -qp 0`` (RGB 4:4:4) for RGB frames,
-    ``libx264 -qp 0 -pix_fmt gray`` for gray ones (decode them back with ``-pix_fmt rgb24``/``gray``).
-    Not every player plays these; the default is ordinary 4:2:0 video. ``audio_from``: a video whose audio
-    streams are copied as they are.
+    ``lossless`` encodes every sample exactly: ``libx264rgb -qp 0`` (RGB 4:4:4; decoded back with
+    ``-pix_fmt rgb24``, the samples are those written), for rgb24 frames only (libx264's 4:0:0 gray
+    comes back from ffmpeg's decoder as limited-range YUV, not exactly). Not every player plays these;
+    the default is ordinary 4:2:0 video. ``audio_from``: a video whose audio streams are copied as they are.
     """
-    if pix_fmt not in ("rgb24", "gray"):
-        raise MagicmaskError(f"cannot encode raw {pix_fmt!r} frames", hint="encode rgb24 or gray frames")
+    if pix_fmt not in ("rgb24", "gray") or (lossless and pix_fmt != "rgb24"):
+        raise MagicmaskError(f"cannot encode raw {pix_fmt!r} frames{' losslessly' if lossless else ''}", hint="encode rgb24 frames (or gray ones, lossy)")
     if preset not in PRESETS:
         raise MagicmaskError(f"unknown x264 preset {preset!r}", hint=f"use one of: {', '.join(PRESETS)}")
     if not lossless and not 0 <= crf <= 51:
         raise MagicmaskError(f"--crf {crf} is outside 0..51", hint="use 0 (best) to 51 (smallest); 18 looks lossless to most eyes")
     source = ffmpeg.input("pipe:", f="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}", framerate=rate)
-    gray = pix_fmt == "gray"
     if lossless:
-        options = dict(vcodec="libx264" if gray else "libx264rgb", qp=0, preset=preset, pix_fmt=pix_fmt)
+        options = dict(vcodec="libx264rgb", qp=0, preset=preset, pix_fmt="rgb24")
     else:
         options = dict(vcodec="libx264", crf=crf, preset=preset, pix_fmt="yuv420p")
     streams = [source.video]

@@ -119,6 +119,13 @@ def foreground_frames(frames, background: native.Picture, params: MaskParams = M
                 future.cancel()
 
 
+def _channels(samples: np.ndarray, pix_fmt: str) -> np.ndarray:
+    """8-bit samples as the encoder's raw format wants them: gray replicated into R, G and B for rgb24."""
+    if pix_fmt == "rgb24" and samples.shape[2] == 1:
+        return np.repeat(samples, 3, axis=2)
+    return samples
+
+
 class _Writer(threading.Thread):
     """Writes one output's frames to its encoder, in order, while the next ones are computed."""
 
@@ -182,7 +189,7 @@ def foreground_video(
     crf : float
         x264's constant rate factor (0..51, lower is better) for the lossy encoding.
     lossless : bool
-        Encode every sample exactly (``libx264rgb -qp 0`` for RGB, ``libx264 -qp 0`` gray); large files.
+        Encode every sample exactly (``libx264rgb -qp 0``, gray frames and masks as R = G = B); large files.
     preset : str
         x264's preset (``ultrafast`` .. ``veryslow``).
     jobs : int, optional
@@ -215,7 +222,7 @@ def foreground_video(
     audio = has_audio(video)
     picture = background_picture(video, background, info)
     encode = dict(crf=crf, lossless=lossless, preset=preset)
-    clean_fmt = "gray" if info.channels == 1 else "rgb24"
+    clean_fmt = "gray" if info.channels == 1 and not lossless else "rgb24"
     threads = resolve_jobs(jobs)
     depth = 2 * threads + 2
     done = 0
@@ -234,10 +241,11 @@ def foreground_video(
         writers: list[_Writer] = []
         try:
             args = encode_command(clean_tmp, info.width, info.height, clean_fmt, rate, audio_from=video if audio else None, **encode)
-            writers.append(_Writer(Encoder(args, output), lambda result: result[1], frame_done, depth))
+            writers.append(_Writer(Encoder(args, output), lambda result: _channels(result[1], clean_fmt), frame_done, depth))
             if masks_tmp is not None:
-                args = encode_command(masks_tmp, info.width, info.height, "gray", rate, **encode)
-                writers.append(_Writer(Encoder(args, masks), lambda result: native.to_char(result[0]), None, depth))
+                masks_fmt = "rgb24" if lossless else "gray"
+                args = encode_command(masks_tmp, info.width, info.height, masks_fmt, rate, **encode)
+                writers.append(_Writer(Encoder(args, masks), lambda result: _channels(native.to_char(result[0]), masks_fmt), None, depth))
             for writer in writers:
                 writer.start()
             count = _stream(video, pix_fmt, info, picture, params, threads, writers)

@@ -9,7 +9,7 @@ from magicmask.cli import app
 from magicmask.compare import compare_files
 
 runner = CliRunner()
-COMMANDS = ["keyframes", "background", "masks", "run", "display", "check", "demo"]
+COMMANDS = ["keyframes", "background", "masks", "run", "display", "check", "demo", "video", "sheet"]
 
 
 def invoke(*args):

@@ -1,0 +1,105 @@
+"""The contact sheet: a row of frame | mask | clean per keyframe, named, in one image."""
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import GOLDEN, golden_frames
+from magicmask.cli import app
+from magicmask.engines import native
+from magicmask.errors import MagicmaskError
+from magicmask.masks import mask_frames
+from magicmask.sheet import contact_sheet
+
+runner = CliRunner()
+
+
+def find(sheet: np.ndarray, tile: np.ndarray, right_of: int = -1):
+    """(x, y) of an exact copy of ``tile`` in ``sheet`` (left of it ``right_of`` excluded), or None."""
+    th, tw = tile.shape[:2]
+    ys, xs = np.nonzero((sheet[: sheet.shape[0] - th + 1, : sheet.shape[1] - tw + 1] == tile[0, 0]).all(axis=-1))
+    for y, x in zip(ys, xs):
+        if x > right_of and np.array_equal(sheet[y : y + th, x : x + tw], tile):
+            return int(x), int(y)
+    return None
+
+
+def rgb(samples: np.ndarray) -> np.ndarray:
+    samples = native.to_char(np.ascontiguousarray(samples))
+    return np.repeat(samples, 3, axis=2) if samples.shape[2] == 1 else samples
+
+
+@pytest.fixture
+def folder(sample_frames, tmp_path):
+    """A folder as ``magicmask run`` leaves it: 6 keyframes of 96x72 with their masks and clean images."""
+    for frame in sample_frames:
+        shutil.copy(frame, tmp_path / frame.name)
+    frames = sorted(tmp_path.glob("t*.tiff"))
+    mask_frames(frames, frames[0], jobs=1)
+    return tmp_path
+
+
+def test_sheet_has_a_row_per_keyframe_with_frame_mask_and_clean(folder):
+    path = contact_sheet(folder, folder / "sheet.png", width=96)
+    sheet = np.asarray(Image.open(path).convert("RGB"))
+    frames = sorted(p for p in folder.glob("t??.tiff"))
+    assert len(frames) == 6
+    rows = []
+    for frame in frames:
+        tiles = [
+            rgb(native.read_picture(frame).samples),
+            rgb(native.read_picture(folder / f"{frame.stem}-mask.tiff").samples),
+            np.asarray(Image.open(folder / f"{frame.stem}-clean.jpg").convert("RGB")),
+        ]
+        found = [find(sheet, tiles[0])]
+        for tile in tiles[1:]:  # left to right: a black mask and a black clean image look the same
+            found.append(find(sheet, tile, found[-1][0] if found[-1] else -1))
+        assert None not in found, f"{frame.name}: a thumbnail is missing from the sheet"
+        (x0, y0), (x1, y1), (x2, y2) = found
+        assert y0 == y1 == y2 and x0 < x1 < x2, "frame | mask | clean, left to right, on one row"
+        rows.append(y0)
+    assert rows == sorted(rows) and len(set(rows)) == 6, "one row per keyframe, in name order"
+    label = sheet[rows[2] : rows[2] + 72, : found[0][0]]
+    assert (label.max(axis=-1) > 200).any(), "each row carries the frame's name to the left"
+
+
+def test_thumbnails_are_scaled_to_the_width_asked(folder):
+    sheet = Image.open(contact_sheet(folder, folder / "small.jpg", width=48))
+    big = Image.open(contact_sheet(folder, folder / "big.jpg", width=200))
+    assert sheet.format == "JPEG" and big.width > sheet.width + 3 * 140
+    assert big.height > sheet.height + 6 * 90
+
+
+def test_sixteen_bit_frames_are_shown_as_imagemagick_scales_them(tmp_path):
+    for frame in golden_frames("walk10"):
+        shutil.copy(frame, tmp_path / frame.name)
+        for suffix in ("-mask.tiff", "-clean.jpg"):
+            shutil.copy(GOLDEN / "walk10" / "first" / f"{frame.stem}{suffix}", tmp_path)
+    picture = native.read_picture(tmp_path / "t02.tiff")
+    assert picture.depth == 16
+    sheet = np.asarray(Image.open(contact_sheet(tmp_path, tmp_path / "s.png", width=picture.size[0])).convert("RGB"))
+    assert find(sheet, rgb(picture.samples)) is not None
+    assert find(sheet, rgb(native.read_picture(tmp_path / "t02-mask.tiff").samples)) is not None
+
+
+def test_a_missing_clean_image_leaves_a_gap_not_a_failure(folder):
+    (folder / "t03-clean.jpg").unlink()
+    sheet = np.asarray(Image.open(contact_sheet(folder, folder / "s.png", width=96)).convert("RGB"))
+    assert find(sheet, rgb(native.read_picture(folder / "t03.tiff").samples)) is not None
+
+
+def test_sheet_command_writes_folder_sheet_jpg_by_default(folder):
+    result = runner.invoke(app, ["sheet", str(folder), "-q"])
+    assert result.exit_code == 0, result.output
+    assert (folder / "sheet.jpg").exists() and Image.open(folder / "sheet.jpg").format == "JPEG"
+
+
+def test_sheet_of_a_folder_without_keyframes_is_a_one_line_error(tmp_path):
+    result = runner.invoke(app, ["sheet", str(tmp_path)])
+    assert result.exit_code == 1 and "no keyframes" in result.output and str(tmp_path) in result.output
+    assert "Traceback" not in result.output
+    with pytest.raises(MagicmaskError, match="not a folder"):
+        contact_sheet(tmp_path / "missing")
