@@ -422,6 +422,7 @@ def demo(
     out.print(f"masks, cleans:  {result.out_dir}/NAME-mask.tiff, NAME-clean.jpg ({len(result.outputs)} each)", soft_wrap=True)
     out.print(f"background:     {result.background}", soft_wrap=True)
     out.print(f"display:        {display_path}", soft_wrap=True)
+    out.print(f"sheet:          {display_path.with_name('sheet.jpg')}", soft_wrap=True)
     _report_errors(result.errors)
 
 

@@ -9,6 +9,7 @@ from magicmask.background import keyframe_display
 from magicmask.engines import DEFAULT_ENGINE
 from magicmask.pipeline import Progress, RunResult, run
 from magicmask.sample import make_sample_video
+from magicmask.sheet import contact_sheet
 
 SAMPLE_NAME = "sample.mp4"
 
@@ -18,8 +19,8 @@ def demo(out_dir: str | os.PathLike = "magicmask-demo", engine: str = DEFAULT_EN
 
     Writes ``out_dir/sample.mp4`` (a dark figure walking over a stone wall, 320x240, 6 keyframes),
     its keyframes ``out_dir/frames/t01.tiff``..., their masks and clean images beside them (the
-    first keyframe is the background, as in the blog), and the multi-exposure display
-    ``out_dir/frames/keyframes.jpg``.
+    first keyframe is the background, as in the blog), the multi-exposure display
+    ``out_dir/frames/keyframes.jpg`` and the contact sheet ``out_dir/frames/sheet.jpg``.
 
     Returns
     -------
@@ -31,4 +32,5 @@ def demo(out_dir: str | os.PathLike = "magicmask-demo", engine: str = DEFAULT_EN
     video = make_sample_video(out_dir / SAMPLE_NAME)
     result = run(video, out_dir / "frames", "first", engine=engine, progress=progress, jobs=jobs)
     display = keyframe_display(result.keyframes, out_dir / "frames" / "keyframes.jpg", engine=engine, jobs=jobs)
+    contact_sheet(out_dir / "frames")  # frames/sheet.jpg: frame | mask | clean per keyframe
     return video, result, display
