@@ -222,6 +222,7 @@ def run_videos(
             video.started = time.perf_counter()
             if not force and (done := records.is_current(video.run.folder, video.run.video, options)) is not None:
                 video.run.keyframes = video.counted = len(done["keyframes"])
+                video.run.background = {"first": video.run.folder / done["keyframes"][0], "lighten": video.run.folder / BACKGROUND_NAME}.get(options["background"], background)
                 video.run.record = video.run.folder / records.RECORD_NAME
                 video.run.sheet = video.run.folder / "sheet.jpg" if sheet else None
                 finish(video, UP_TO_DATE)

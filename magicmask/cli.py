@@ -251,7 +251,7 @@ def _run_videos(videos, output, background_choice, params, engine, jobs, force, 
             raise item.error
         masks = item.keyframes - len(item.frame_errors)
         made = "up to date: " if item.status == "up to date" else ""
-        out.print(f"{made}{item.keyframes} keyframes, background {item.background or 'as before'}, {masks} masks and clean images in {item.folder}", soft_wrap=True)
+        out.print(f"{made}{item.keyframes} keyframes, background {item.background}, {masks} masks and clean images in {item.folder}", soft_wrap=True)
         if item.record is not None:
             out.print(f"record {item.record}" + (f", sheet {item.sheet}" if item.sheet else ""), soft_wrap=True)
         _report_errors(item.frame_errors)

@@ -224,7 +224,7 @@ def foreground_video(
     encode = dict(crf=crf, lossless=lossless, preset=preset)
     clean_fmt = "gray" if info.channels == 1 and not lossless else "rgb24"
     threads = resolve_jobs(jobs)
-    depth = 2 * threads + 2
+    depth = 4  # finished frames waiting for the encoder: enough to keep it busy
     done = 0
 
     def frame_done():
