@@ -4,6 +4,8 @@ import subprocess
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from conftest import GOLDEN, leftovers
@@ -11,6 +13,7 @@ from magicmask.check import find_convert, seed_commands
 from magicmask.engines import native, wand
 from magicmask.errors import MagicmaskError
 from magicmask.keyframes import extract_keyframes, ffmpeg_binary, iter_frames, probe, video_info
+from magicmask.params import MaskParams
 from magicmask.background import lighten_background
 from magicmask.cli import app
 from magicmask.sample import make_sample_video
@@ -196,3 +199,57 @@ def test_video_command_errors_are_one_line(args, words, clip, tmp_path):
     for word in words:
         assert word in result.output
     assert not (tmp_path / "clean.mp4").exists()
+
+
+def whole_frame(background, frame, params):
+    """The chain on the whole frame, with no region: mask_quantum, mask_samples, clean_samples."""
+    samples, read_back = native.mask_samples(background, native.mask_quantum(background, frame, params))
+    return samples, native.clean_samples(frame, read_back)[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    shape=st.tuples(st.integers(1, 90), st.integers(1, 100)),
+    deep=st.booleans(),
+    channels=st.sampled_from([1, 3]),
+    threshold=st.sampled_from(["5%", "0%", "50%", "99%", "1200"]),
+    blur=st.sampled_from(["0x3", "0x1", "2x1", "0x0.5", "5x2"]),
+    threshold2=st.sampled_from(["20%", "0", "70%"]),
+    blur2=st.sampled_from(["0x3", "1x0.7", "0x2"]),
+)
+def test_working_on_the_moving_region_gives_the_whole_frame_samples(data, shape, deep, channels, threshold, blur, threshold2, blur2):
+    """Spots of change anywhere (edges and corners too): the same mask and clean samples as the whole frame's chain."""
+    rows, columns = shape
+    dtype, top = (np.uint16, 65535) if deep else (np.uint8, 255)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    background = rng.integers(0, top + 1, size=(rows, columns, channels)).astype(dtype)
+    frame = background.copy()
+    for _ in range(data.draw(st.integers(0, 3))):
+        y, x = data.draw(st.integers(0, rows - 1)), data.draw(st.integers(0, columns - 1))
+        h, w = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+        frame[y : y + h, x : x + w] = rng.integers(0, top + 1, size=frame[y : y + h, x : x + w].shape)
+    params = MaskParams(threshold, blur, threshold2, blur2)
+    bg, fr = native.Picture(background), native.Picture(frame)
+    mask, clean = native.foreground(bg, fr, params)
+    expected_mask, expected_clean = whole_frame(bg, fr, params)
+    assert mask.dtype == expected_mask.dtype and np.array_equal(mask, expected_mask)
+    assert np.array_equal(clean, expected_clean)
+
+
+def test_moving_region_on_real_frames(clip):
+    """The walking figure enters at the left edge: every frame of the clip, region or whole frame, the same."""
+    info = video_info(clip)
+    background = background_picture(clip, "first", info)
+    regions = 0
+    for samples in iter_frames(clip, info=info):
+        frame = native.Picture(np.array(samples))
+        chain = native._chain(MaskParams())
+        first = np.empty((info.height, info.width), dtype=np.uint16)
+        native._kernels().difference_threshold(background.samples, 257, frame.samples, 257, chain[0][1], first)
+        region = native.moving_region(first, chain)
+        regions += region[1].stop - region[1].start < info.width
+        mask, clean = native.foreground(background, frame)
+        expected_mask, expected_clean = whole_frame(background, frame, MaskParams())
+        assert np.array_equal(mask, expected_mask) and np.array_equal(clean, expected_clean)
+    assert regions > 10, "most frames should be worked on a region only"

@@ -358,6 +358,14 @@ def mask_quantum(background: Picture, frame: Picture, params: MaskParams = MaskP
     else:
         image = np.empty((rows, columns, 3), dtype=np.uint16)
         k.difference(background.samples, background.scale, frame.samples, frame.scale, image)
+    return apply_chain(image, chain)
+
+
+def apply_chain(image: np.ndarray, chain: list[tuple[str, object]]) -> np.ndarray:
+    """The steps of ``chain`` (from :func:`_chain`: thresholds in Quantum, blur kernels) on a Quantum image,
+    ``(rows, columns)`` or ``(rows, columns, 3)``; blurs work in place."""
+    k = _kernels()
+    rows, columns = image.shape[:2]
     spare = np.empty((rows, columns), dtype=np.uint16)
     for step, value in chain:
         if step == "threshold":
@@ -738,15 +746,61 @@ def version() -> str:
 def foreground(background: Picture, frame: Picture, params: MaskParams = MaskParams()) -> tuple[np.ndarray, np.ndarray]:
     """``(mask, clean)`` samples of one frame: what the seed's two loop commands write, before encoding.
 
-    ``mask`` is ``NAME-mask.tiff``'s samples (``(rows, columns, 1)``, the background's depth) and
+    ``mask`` is ``NAME-mask.tiff``'s samples (``(rows, columns, channels)``, the background's depth) and
     ``clean`` the 8-bit samples ``NAME-clean.jpg`` is encoded from (``(rows, columns, channels)``): the
-    same functions as :func:`render_frame`, without the TIFF and JPEG codecs. Every kernel releases the
-    GIL, so threads can work on several frames at once.
+    same steps as :func:`render_frame` (:func:`mask_quantum`, :func:`mask_samples`, :func:`clean_samples`),
+    without the TIFF and JPEG codecs. Every kernel releases the GIL, so threads can work on several
+    frames at once.
+
+    Notes
+    -----
+    When the chain starts with ``-threshold``, the steps after it run only on the part of the frame
+    that can be non-zero (see :func:`moving_region`); everywhere else the mask, and so the clean image,
+    is exactly 0. Same samples, less work when little of the frame moves.
     """
     check_same_size(background, frame, frame.path, background.path)
-    samples, read_back = mask_samples(background, mask_quantum(background, frame, params))
-    clean, _ = clean_samples(frame, read_back)
-    return samples, clean
+    chain = _chain(params)
+    if not chain or chain[0][0] != "threshold":
+        samples, read_back = mask_samples(background, mask_quantum(background, frame, params))
+        return samples, clean_samples(frame, read_back)[0]
+    k = _kernels()
+    rows, columns = background.samples.shape[:2]
+    first = np.empty((rows, columns), dtype=np.uint16)
+    k.difference_threshold(background.samples, background.scale, frame.samples, frame.scale, chain[0][1], first)
+    region = moving_region(first, chain)
+    if region == (slice(0, rows), slice(0, columns)):
+        samples, read_back = mask_samples(background, apply_chain(first, chain[1:]))
+        return samples, clean_samples(frame, read_back)[0]
+    mask = np.zeros((rows, columns, 1), dtype=background.samples.dtype)
+    clean = np.zeros((rows, columns, frame.samples.shape[2]), dtype=np.uint8)
+    if region[0].start == region[0].stop:  # nothing passes the first threshold
+        return mask, clean
+    samples, read_back = mask_samples(background, apply_chain(np.ascontiguousarray(first[region]), chain[1:]))
+    mask[region] = samples
+    clean[region], _ = clean_samples(replace(frame, samples=np.ascontiguousarray(frame.samples[region])), read_back)
+    return mask, clean
+
+
+def moving_region(first: np.ndarray, chain: list[tuple[str, object]]) -> tuple[slice, slice]:
+    """``(rows, columns)`` slices outside which a mask is exactly 0, from its first ``-threshold``'s result.
+
+    After ``-threshold`` a pixel is 0 or 65535. A 0 stays 0 through any later ``-threshold`` (0 <= T)
+    and a blur of zeros is 0, so each ``-blur`` of ``chain`` can spread non-zero values by at most half its
+    kernel width. The region is the bounding box of ``first``'s non-zero pixels widened by the sum of
+    those half widths plus one, so its border is 0 at every step: a blur of the region, its edges
+    repeated, reads exactly the samples the whole frame's blur reads (zeros beyond the region, the same
+    repeated pixels at the frame's own edges). An empty region (``start == stop``) means all 0.
+    """
+    rows, columns = first.shape
+    moving_rows = np.flatnonzero(first.any(axis=1))
+    if moving_rows.size == 0:
+        return slice(0, 0), slice(0, 0)
+    moving_columns = np.flatnonzero(first.any(axis=0))
+    margin = 1 + sum(len(value) // 2 for step, value in chain[1:] if step == "blur")
+    return (
+        slice(max(0, int(moving_rows[0]) - margin), min(rows, int(moving_rows[-1]) + 1 + margin)),
+        slice(max(0, int(moving_columns[0]) - margin), min(columns, int(moving_columns[-1]) + 1 + margin)),
+    )
 
 
 def to_char(samples: np.ndarray) -> np.ndarray:
