@@ -1,0 +1,62 @@
+"""`magicmask video` on a 1080p clip: frames per second, CPU per frame and peak memory.
+
+Builds a 1920x1080 sample clip (cached in bench/out), runs the command several times and prints the
+median wall-clock rate (the whole command: probing, decoding, masks, encoding), the CPU seconds per
+frame of the whole process tree (ffmpeg included) and the peak memory.
+
+    python bench/bench_video.py [--frames 300] [--rounds 3] [--preset veryfast] [--jobs 0] [--masks] [--lossless]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+
+from common import MAGICMASK, OUT, clip, mb, measure, median
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300, help="frames in the clip (a keyframe every 25)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--preset", default="veryfast")
+    parser.add_argument("--jobs", type=int, default=0)
+    parser.add_argument("--masks", action="store_true", help="also write the masks video")
+    parser.add_argument("--lossless", action="store_true")
+    parser.add_argument("--width", type=int, default=1920)
+    parser.add_argument("--height", type=int, default=1080)
+    args = parser.parse_args()
+
+    video = clip(max(1, args.frames // 25), args.width, args.height, keyint=25)
+    frames = max(1, args.frames // 25) * 25
+    cores = len(os.sched_getaffinity(0))
+    command = [*MAGICMASK, "video", str(video), "-o", str(OUT / "clean.mp4"), "-q", "-j", str(args.jobs), "--preset", args.preset]
+    if args.masks:
+        command += ["--masks", str(OUT / "masks.mp4")]
+    if args.lossless:
+        command += ["--lossless"]
+    print(f"clip: {video.name} ({frames} frames, {args.width}x{args.height}); {cores} cores; preset {args.preset}"
+          f"{', masks video' if args.masks else ''}{', lossless' if args.lossless else ''}; load average {os.getloadavg()[0]:.1f}")
+    rates, cpus, peaks = [], [], []
+    for round_ in range(args.rounds):
+        before = children_cpu()
+        seconds, peak = measure(command)
+        cpu = children_cpu() - before
+        rates.append(frames / seconds)
+        cpus.append(cpu / frames)
+        peaks.append(peak)
+        print(f"  round {round_ + 1}: {seconds:.1f} s, {frames / seconds:.1f} fps, {1000 * cpu / frames:.0f} ms CPU per frame, peak {mb(peak)}")
+    print()
+    print("| clip | cores | preset | median fps (whole command) | CPU per frame (all processes) | peak memory |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {args.width}x{args.height}, {frames} frames | {cores} | {args.preset} | {median(rates):.1f} | {1000 * median(cpus):.0f} ms | {mb(max(peaks))} |")
+
+
+if __name__ == "__main__":
+    main()
