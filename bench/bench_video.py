@@ -12,8 +12,20 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import subprocess
 
 from common import MAGICMASK, OUT, clip, mb, measure, median
+
+
+def busy_clip(frames: int, width: int, height: int):
+    """testsrc2 with a flickering brightness: (nearly) every pixel differs from the first frame (cached in bench/out)."""
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"busy-{width}x{height}-{frames}.mp4"
+    if not path.exists():
+        source = f"testsrc2=size={width}x{height}:rate=25:duration={frames / 25}"
+        args = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, "-vf", "eq=brightness=0.1*sin(4*PI*t)+0.05:eval=frame", "-c:v", "libx264", "-g", "25", "-crf", "18", "-pix_fmt", "yuv420p", "-y", str(path)]
+        subprocess.run(args, check=True)
+    return path
 
 
 def children_cpu() -> float:
@@ -23,6 +35,7 @@ def children_cpu() -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", choices=["sample", "busy"], default="sample")
     parser.add_argument("--frames", type=int, default=300, help="frames in the clip (a keyframe every 25)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--preset", default="veryfast")
@@ -33,8 +46,8 @@ def main():
     parser.add_argument("--height", type=int, default=1080)
     args = parser.parse_args()
 
-    video = clip(max(1, args.frames // 25), args.width, args.height, keyint=25)
     frames = max(1, args.frames // 25) * 25
+    video = clip(frames // 25, args.width, args.height, keyint=25) if args.clip == "sample" else busy_clip(frames, args.width, args.height)
     cores = len(os.sched_getaffinity(0))
     command = [*MAGICMASK, "video", str(video), "-o", str(OUT / "clean.mp4"), "-q", "-j", str(args.jobs), "--preset", args.preset]
     if args.masks:
@@ -53,9 +66,9 @@ def main():
         peaks.append(peak)
         print(f"  round {round_ + 1}: {seconds:.1f} s, {frames / seconds:.1f} fps, {1000 * cpu / frames:.0f} ms CPU per frame, peak {mb(peak)}")
     print()
-    print("| clip | cores | preset | median fps (whole command) | CPU per frame (all processes) | peak memory |")
-    print("|---|---|---|---|---|---|")
-    print(f"| {args.width}x{args.height}, {frames} frames | {cores} | {args.preset} | {median(rates):.1f} | {1000 * median(cpus):.0f} ms | {mb(max(peaks))} |")
+    print("| clip | cores | preset | median fps (whole command) | CPU per frame (all processes) | peak memory | load average |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {args.clip} {args.width}x{args.height}, {frames} frames | {cores} | {args.preset} | {median(rates):.1f} | {1000 * median(cpus):.0f} ms | {mb(max(peaks))} | {os.getloadavg()[0]:.1f} |")
 
 
 if __name__ == "__main__":
