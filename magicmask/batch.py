@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,8 +32,8 @@ from magicmask.params import MaskParams
 from magicmask.pipeline import BACKGROUNDS, _newer_than_all
 
 Progress = Callable[[str, int, int], None]
-"""``progress("frames", done, total)`` over the keyframes of every video (the total is an estimate until
-each video's keyframes are all extracted)."""
+"""``progress("frames", done, total)`` over the keyframes of every video (the total is an estimate, from
+the videos' keyframe packets counted while the work goes on, until each video is finished)."""
 
 DONE, UP_TO_DATE, FAILED = "done", "up to date", "failed"
 
@@ -183,8 +184,18 @@ def run_videos(
     if custom:
         background = check_tiff(background, "background")
     options = records.options_of(background, params, engine, sheet)
-    videos = [_Video(run, _estimate(run.video)) for run in runs]
+    videos = [_Video(run, 0) for run in runs]
     owner: dict[Path, _Video] = {}
+    stop = threading.Event()
+
+    def estimate():  # keyframe counts for the progress bar, read while the work already goes on
+        for video in videos:
+            if stop.is_set():
+                return
+            video.estimate = _estimate(video.run.video)
+
+    if progress is not None:
+        threading.Thread(target=estimate, daemon=True, name="magicmask-estimate").start()
 
     def report():
         if progress is not None:
@@ -247,6 +258,7 @@ def run_videos(
             frame_done(video, None if error is None else as_magicmask_error(error, job.frame))
             finish(video, FAILED if video.run.error and video.submitted and not video.outstanding else None)
     finally:
+        stop.set()
         for video in videos:
             if video.keyframes is not None:
                 video.keyframes.close()  # on interruption: ffmpeg stopped, its temporary folder removed
