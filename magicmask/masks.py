@@ -22,7 +22,7 @@ from magicmask.engines import DEFAULT_ENGINE, get_engine
 from magicmask.engines import wand
 from magicmask.errors import MagicmaskError
 from magicmask.execute import as_magicmask_error, run_tasks
-from magicmask.files import TEMP_PREFIX, atomic_path, check_tiff, iter_frames, output_paths, write_atomic
+from magicmask.files import TEMP_PREFIX, check_tiff, iter_frames, output_paths, write_atomic
 from magicmask.params import MaskParams
 
 SETTINGS_NAME = TEMP_PREFIX + "masks.json"
@@ -46,9 +46,9 @@ def make_mask(background, frame, mask_path, params: MaskParams = MaskParams()) -
     """
     with wand.read_tiff(background, "background") as bg, wand.read_tiff(frame) as fr:
         wand.check_same_size(bg, fr, frame, background)
-        with wand.mask_image(bg, fr, params) as mask, atomic_path(mask_path) as tmp:
-            wand.save_tiff(mask, tmp)
-    return Path(mask_path)
+        with wand.mask_image(bg, fr, params) as mask:
+            data = wand.encode(mask, "tiff")
+    return write_atomic(mask_path, data)
 
 
 def make_clean(frame, mask, clean_path) -> Path:
@@ -60,9 +60,9 @@ def make_clean(frame, mask, clean_path) -> Path:
     """
     with wand.read_tiff(frame) as fr, wand.read_tiff(mask, "mask") as mk:
         wand.check_same_size(fr, mk, mask, frame)
-        with wand.clean_image(fr, mk) as clean, atomic_path(clean_path) as tmp:
-            wand.save_jpeg(clean, tmp)
-    return Path(clean_path)
+        with wand.clean_image(fr, mk) as clean:
+            data = wand.encode(clean, "jpeg")
+    return write_atomic(clean_path, data)
 
 
 @dataclass(frozen=True)
