@@ -72,7 +72,7 @@ def flatten(
         data = fold.encode("jpeg" if output.suffix.lower() in (".jpg", ".jpeg") else "tiff")
     finally:
         fold.close()
-    return write_atomic(output, data)
+    return write_atomic(output, data, keep_identical=True)
 
 
 CHUNK = 8  # frames a worker folds before handing its partial result back

@@ -126,8 +126,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
+def write_atomic(path: str | os.PathLike, data: bytes, keep_identical: bool = False) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    With ``keep_identical``, a file that already holds exactly ``data`` is left as it is (and keeps
+    its modification time, so outputs made from it stay up to date).
+    """
+    if keep_identical:
+        try:
+            if os.path.getsize(path) == len(data) and Path(path).read_bytes() == data:
+                return Path(path)
+        except OSError:
+            pass
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(data)

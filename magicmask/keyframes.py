@@ -244,11 +244,12 @@ class Keyframes:
                     break
                 else:
                     time.sleep(0.01)
-            if process.returncode != 0:
-                errors.seek(0)
-                raise MagicmaskError(f"ffmpeg failed to extract keyframes: {_tail(errors.read())}", self.video, "check that the file is a complete video")
+            errors.seek(0)
+            said = f": {_tail(errors.read())}" if process.returncode != 0 else ""
             if index == 1:
-                raise MagicmaskError("ffmpeg found no keyframe in the video", self.video, "check that the video decodes (ffplay), or re-encode it")
+                raise MagicmaskError(f"ffmpeg found no keyframe in the video{said}", self.video, "check that the video plays, or re-encode it with keyframes")
+            if process.returncode != 0:
+                raise MagicmaskError(f"ffmpeg failed to extract keyframes{said}", self.video, "check that the file is a complete video")
         finally:
             if process.poll() is None:
                 process.kill()
