@@ -192,7 +192,7 @@ def mask_frames(
         run stops there. Bad frames do not stop it (see ``on_error``).
     """
     background = check_tiff(background, "background")
-    get_engine(engine)
+    module = get_engine(engine)
     resume = _Resume(background, params, force)
     order: list[Path] = []
     done: dict[Path, tuple[Path, Path]] = {}
@@ -215,7 +215,7 @@ def mask_frames(
             else:
                 yield job
 
-    for job, result, error in run_tasks(render, pending(), jobs):
+    for job, result, error in run_tasks(render, pending(), jobs, threads=getattr(module, "THREADS", False)):
         if error is None:  # written here, by this process, so an interruption never leaves half a file
             write_atomic(job.mask, result[0])
             write_atomic(job.clean, result[1])

@@ -25,6 +25,10 @@ else:
     _IMPORT_ERROR = None
 
 
+THREADS = False
+"""Frames are rendered in worker processes, each with one ImageMagick thread."""
+
+
 def _need_wand():
     if _IMPORT_ERROR is not None:
         raise MagicmaskError(
