@@ -14,7 +14,7 @@ from typing import Any
 
 from magicmask.errors import MagicmaskError
 
-BACKENDS = ("loky",)
+BACKENDS = ("loky", "dask")  # dask: magicmask.cluster, on a dask.distributed cluster
 
 
 def default_jobs() -> int:
