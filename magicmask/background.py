@@ -24,6 +24,8 @@ def flatten(
     progress: Callable[[Path], None] | None = None,
     engine: str = DEFAULT_ENGINE,
     jobs: int | None = None,
+    *,
+    scheduler=None,
 ) -> Path:
     """Flatten frames with a per-pixel compose operator, one frame in memory at a time.
 
@@ -51,6 +53,9 @@ def flatten(
         Worker processes; all cores by default. Each worker folds a run of frames; their partial
         results are combined here as they arrive (lighten and darken are associative), so memory
         does not grow with the number of frames.
+    scheduler : str or distributed.Client, optional
+        Run on this Dask cluster (``tcp://HOST:8786``) instead (``jobs`` is then unused): a tree
+        reduction of partial folds on the workers, fed with the frames' bytes. Needs the ``dask`` extra.
     """
     if compose not in METHODS:
         raise MagicmaskError(f"unknown compose method {compose!r}", hint=f"use one of {', '.join(METHODS)}")
@@ -59,6 +64,12 @@ def flatten(
         raise MagicmaskError("no frames to flatten", hint="pass TIFF frames, e.g. t*.tiff")
     output = Path(output)
     colour = background or METHODS[compose]
+    if scheduler is not None:
+        from magicmask.cluster import flatten_frames
+
+        get_engine(engine).Fold(compose, colour).close()  # a bad colour is refused here, not on every worker
+        data = flatten_frames(frames, compose, colour, "jpeg" if output.suffix.lower() in (".jpg", ".jpeg") else "tiff", engine, scheduler, progress)
+        return write_atomic(output, data)
     jobs = resolve_jobs(jobs)
     fold = get_engine(engine).Fold(compose, colour)
     try:
@@ -105,21 +116,21 @@ def _fold_in_parallel(fold, frames: list[Path], engine: str, colour: str, jobs: 
                     progress(frame)
 
 
-def lighten_background(frames, output="background.tiff", progress=None, engine: str = DEFAULT_ENGINE, jobs: int | None = None) -> Path:
+def lighten_background(frames, output="background.tiff", progress=None, engine: str = DEFAULT_ENGINE, jobs: int | None = None, *, scheduler=None) -> Path:
     """The seed's adaptive background: the per-pixel lightest value over all frames.
 
     Reproduces::
 
         convert *.tiff -background black -compose lighten -flatten background.tiff
     """
-    return flatten(frames, output, "lighten", "black", progress, engine, jobs)
+    return flatten(frames, output, "lighten", "black", progress, engine, jobs, scheduler=scheduler)
 
 
-def keyframe_display(frames, output="keyframes.jpg", progress=None, engine: str = DEFAULT_ENGINE, jobs: int | None = None) -> Path:
+def keyframe_display(frames, output="keyframes.jpg", progress=None, engine: str = DEFAULT_ENGINE, jobs: int | None = None, *, scheduler=None) -> Path:
     """The author's multi-exposure keyframe display: the per-pixel darkest value over all frames.
 
     Reproduces::
 
         convert *.tiff -background white -compose darken -flatten keyframes.jpg
     """
-    return flatten(frames, output, "darken", "white", progress, engine, jobs)
+    return flatten(frames, output, "darken", "white", progress, engine, jobs, scheduler=scheduler)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from magicmask.errors import MagicmaskError
 
-BACKENDS = ("loky",)
+BACKENDS = ("loky", "dask")  # dask: magicmask.cluster, on a dask.distributed cluster
 
 
 def default_jobs() -> int:
@@ -34,7 +36,7 @@ def resolve_jobs(jobs: int | None) -> int:
     return jobs
 
 
-def _worker_init() -> None:
+def limit_imagemagick_threads() -> None:
     """In each worker: one ImageMagick thread (its OpenMP threads would multiply with the workers)."""
     os.environ["MAGICK_THREAD_LIMIT"] = "1"
     try:
@@ -43,6 +45,12 @@ def _worker_init() -> None:
         limits["thread"] = 1
     except ImportError:
         pass
+
+
+def _process_worker_init() -> None:
+    """A loky worker: one ImageMagick thread, and Ctrl-C left to the main process, which stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_imagemagick_threads()
 
 
 class _Serial:
@@ -78,7 +86,7 @@ def executor(jobs: int, threads: bool = False) -> Any:
         return _Threads(max_workers=jobs, thread_name_prefix="magicmask")
     from joblib.externals.loky import get_reusable_executor
 
-    return get_reusable_executor(max_workers=jobs, initializer=_worker_init, timeout=300)
+    return get_reusable_executor(max_workers=jobs, initializer=_process_worker_init, timeout=300)
 
 
 def run_tasks(
@@ -124,8 +132,15 @@ def run_tasks(
     except BaseException:
         for future in pending:
             future.cancel()
+        _quiet_threads()
         pool.shutdown(wait=False, kill_workers=True)
         raise
+
+
+def _quiet_threads() -> None:
+    """After an interruption, the pool's manager threads may fail on the killed workers' pipes while the
+    process exits: their errors are expected, and not for the user's screen."""
+    threading.excepthook = lambda args: None
 
 
 def as_magicmask_error(error: BaseException, path=None) -> MagicmaskError:

@@ -149,6 +149,8 @@ def mask_frames(
     engine: str = DEFAULT_ENGINE,
     jobs: int | None = None,
     force: bool = False,
+    *,
+    scheduler=None,
 ) -> list[tuple[Path, Path]]:
     """The seed's loop over frames: ``NAME-mask.tiff`` and ``NAME-clean.jpg`` for every frame, on every core.
 
@@ -179,6 +181,10 @@ def mask_frames(
         process writes every file (temporary name, then rename).
     force : bool
         Redo frames whose outputs are up to date.
+    scheduler : str or distributed.Client, optional
+        Run on this Dask cluster (``tcp://HOST:8786``) instead of local workers (``jobs`` is then
+        unused): each task carries its frame's bytes and returns the outputs' bytes, written here.
+        Needs the ``dask`` extra.
 
     Returns
     -------
@@ -215,7 +221,13 @@ def mask_frames(
             else:
                 yield job
 
-    for job, result, error in run_tasks(render, pending(), jobs, threads=getattr(module, "THREADS", False)):
+    if scheduler is not None:
+        from magicmask.cluster import render_frames
+
+        results = render_frames(pending(), background, params, engine, scheduler)
+    else:
+        results = run_tasks(render, pending(), jobs, threads=getattr(module, "THREADS", False))
+    for job, result, error in results:
         if error is None:  # written here, by this process, so an interruption never leaves half a file
             write_atomic(job.mask, result[0])
             write_atomic(job.clean, result[1])

@@ -56,6 +56,8 @@ def run(
     progress: Progress | None = None,
     jobs: int | None = None,
     force: bool = False,
+    *,
+    scheduler=None,
 ) -> RunResult:
     """Run the blog's whole recipe on one video.
 
@@ -84,6 +86,9 @@ def run(
         Worker processes; all cores by default.
     force : bool
         Redo frames whose outputs are up to date (by default a re-run only does what is missing).
+    scheduler : str or distributed.Client, optional
+        Run the background and the masks on this Dask cluster (``tcp://HOST:8786``); ffmpeg runs
+        here and workers get the keyframes' bytes. Needs the ``dask`` extra.
 
     Notes
     -----
@@ -114,7 +119,7 @@ def run(
             keyframes.close()
         target = out_dir / BACKGROUND_NAME
         if force or not _newer_than_all(target, frames):
-            lighten_background(frames, target, _stage(progress, "background", len(frames)), engine, jobs)
+            lighten_background(frames, target, _stage(progress, "background", len(frames)), engine, jobs, scheduler=scheduler)
         background_path, source = target, frames
     elif custom:
         source = stream()
@@ -128,7 +133,7 @@ def run(
         source = itertools.chain([background_path], source)
     errors: list[MagicmaskError] = []
     try:
-        mask_frames(source, background_path, out_dir, params, _stage(progress, "masks", 0), errors.append, engine, jobs, force)
+        mask_frames(source, background_path, out_dir, params, _stage(progress, "masks", 0), errors.append, engine, jobs, force, scheduler=scheduler)
     finally:
         keyframes.close()  # on interruption: ffmpeg stopped, its temporary folder removed
     frames = keyframes.finish((MASK_SUFFIX, CLEAN_SUFFIX))
