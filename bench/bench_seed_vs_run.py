@@ -45,8 +45,8 @@ def main():
 
     base = median(times["seed loop"])
     print()
-    print(f"| command | median time | vs seed loop | peak memory | outputs identical to the seed loop's |")
-    print(f"|---|---|---|---|---|")
+    print("| command | median time | vs seed loop | peak memory | outputs identical to the seed loop's |")
+    print("|---|---|---|---|---|")
     print(f"| seed loop (ffmpeg + convert) | {base:.1f} s | 1.0x | {mb(peaks['seed loop'])} | reference |")
     for engine in engines:
         name = f"magicmask run --engine {engine}"

@@ -14,6 +14,7 @@ TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic TIFF an
 MASK_SUFFIX = "-mask.tiff"
 CLEAN_SUFFIX = "-clean.jpg"
 BACKGROUND_NAME = "background.tiff"
+BACKGROUND_SUFFIX = "-background.tiff"  # a keyframe's own background (windows, exposure matching)
 TEMP_PREFIX = ".magicmask-"
 
 
@@ -61,9 +62,10 @@ def check_tiff(path: str | os.PathLike, role: str = "frame") -> Path:
 
 
 def is_output_name(path: str | os.PathLike) -> bool:
-    """True for the names magicmask writes (``*-mask.tiff``, ``background.tiff``), which are never frames."""
+    """True for the names magicmask writes (``*-mask.tiff``, ``background.tiff``, ``*-background.tiff``),
+    which are never frames."""
     name = Path(path).name
-    return name.endswith(MASK_SUFFIX) or name == BACKGROUND_NAME or name.startswith(TEMP_PREFIX)
+    return name.endswith((MASK_SUFFIX, BACKGROUND_SUFFIX)) or name == BACKGROUND_NAME or name.startswith(TEMP_PREFIX)
 
 
 def iter_frames(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -105,13 +105,13 @@ def render(job: FrameJob) -> tuple[bytes, bytes]:
 
 
 class _Resume:
-    """Which frames' outputs are already done: present, newer than the frame and the background, and made
+    """Which frames' outputs are already done: present, newer than the frame and its background, and made
     with the same settings (recorded per output folder, with the time they were first used there)."""
 
-    def __init__(self, background: Path, params: MaskParams, force: bool):
-        self.settings = {"background": os.fspath(background.resolve()), "params": asdict(params)}
+    def __init__(self, backgrounds: list[Path], params: MaskParams, force: bool):
+        names = sorted({os.fspath(path.resolve()) for path in backgrounds})
+        self.settings = {"background": names[0] if len(names) == 1 else names, "params": asdict(params)}
         self.force = force
-        self.background_ns = background.stat().st_mtime_ns
         self.since: dict[Path, int] = {}
 
     def _since(self, folder: Path) -> int:
@@ -133,7 +133,7 @@ class _Resume:
         if self.force:
             return False
         try:
-            newest_input = max(job.frame.stat().st_mtime_ns, self.background_ns, since)
+            newest_input = max(job.frame.stat().st_mtime_ns, job.background.stat().st_mtime_ns, since)
             return min(job.mask.stat().st_mtime_ns, job.clean.stat().st_mtime_ns) >= newest_input
         except OSError:
             return False
@@ -141,7 +141,7 @@ class _Resume:
 
 def mask_frames(
     frames: Iterable[str | os.PathLike],
-    background: str | os.PathLike,
+    background: str | os.PathLike | Mapping[str | os.PathLike, str | os.PathLike],
     out_dir: str | os.PathLike | None = None,
     params: MaskParams = MaskParams(),
     progress: Callable[[Path], None] | None = None,
@@ -163,8 +163,9 @@ def mask_frames(
     frames : iterable of paths
         The frames (TIFF files). May be a stream (e.g. keyframes as ffmpeg writes them): work on a
         frame starts as soon as the iterable yields it.
-    background : path
-        The background TIFF, e.g. the first frame or ``background.tiff``.
+    background : path or mapping
+        The background TIFF, e.g. the first frame or ``background.tiff``; or ``{frame: background}``,
+        each frame against its own background (as :func:`magicmask.statistics.make_backgrounds` makes them).
     out_dir : path, optional
         Where to write; beside each frame by default.
     params : MaskParams
@@ -197,9 +198,17 @@ def mask_frames(
         For a bad background, or an output that cannot be written (full disk, no permission): the
         run stops there. Bad frames do not stop it (see ``on_error``).
     """
-    background = check_tiff(background, "background")
+    if isinstance(background, Mapping):
+        own = {Path(frame): check_tiff(path, "background") for frame, path in background.items()}
+        if scheduler is not None and len(set(own.values())) > 1:
+            raise MagicmaskError("per-keyframe backgrounds run on this machine only", hint="drop --backend dask, or use one background (--window 0, no --match-exposure)")
+        background = next(iter(own.values()), None) if len(set(own.values())) == 1 else None
+        if not own:
+            raise MagicmaskError("no frames to mask", hint="pass TIFF frames, e.g. t*.tiff")
+    else:
+        background, own = check_tiff(background, "background"), {}
     module = get_engine(engine)
-    resume = _Resume(background, params, force)
+    resume = _Resume(list(own.values()) or [background], params, force)
     order: list[Path] = []
     done: dict[Path, tuple[Path, Path]] = {}
     errors: list[MagicmaskError] = []
@@ -214,7 +223,7 @@ def mask_frames(
         for frame in iter_frames(frames):
             order.append(frame)
             mask, clean = output_paths(frame, out_dir)
-            job = FrameJob(frame, mask, clean, background, params, engine)
+            job = FrameJob(frame, mask, clean, own.get(frame, background), params, engine)
             if resume.done(job):
                 done[frame] = (mask, clean)
                 report(frame)

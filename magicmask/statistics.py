@@ -62,15 +62,14 @@ from magicmask import keyframes as kf
 from magicmask.engines import DEFAULT_ENGINE
 from magicmask.engines import wand
 from magicmask.errors import MagicmaskError
-from magicmask.execute import as_magicmask_error, default_jobs, resolve_jobs, run_tasks
-from magicmask.files import BACKGROUND_NAME, check_tiff, frame_name, output_paths, select_frames, write_atomic
+from magicmask.execute import default_jobs, resolve_jobs
+from magicmask.files import BACKGROUND_NAME, BACKGROUND_SUFFIX, check_tiff, frame_name, select_frames, write_atomic
 from magicmask.params import MaskParams
 
 STATISTICS = ("lighten", "darken", "mean", "median")
 METHODS = ("first", *STATISTICS)
 SOURCES = ("keyframes", "video")
 DEFAULT_SAMPLES = 100
-BACKGROUND_SUFFIX = "-background.tiff"
 """Per-keyframe backgrounds are written as ``NAME-background.tiff`` (``t01-background.tiff``)."""
 
 Progress = Callable[[int, int], None]
@@ -597,30 +596,6 @@ def mask_with_backgrounds(
     list of (Path, Path)
         The outputs of every frame that succeeded, in frame order.
     """
-    from magicmask.masks import FrameJob, render
+    from magicmask.masks import mask_frames
 
-    order = [Path(frame) for frame in backgrounds]
-    if not order:
-        raise MagicmaskError("no frames to mask", hint="pass TIFF frames, e.g. t*.tiff")
-    checked: dict[Path, Path] = {}
-    jobs_list = []
-    for frame, background in backgrounds.items():
-        background = Path(background)
-        if background not in checked:
-            checked[background] = check_tiff(background, "background")
-        mask, clean = output_paths(frame, out_dir)
-        jobs_list.append(FrameJob(Path(frame), mask, clean, background, params, engine))
-    done: dict[Path, tuple[Path, Path]] = {}
-    errors: list[MagicmaskError] = []
-    for job, result, error in run_tasks(render, jobs_list, jobs):
-        if error is None:  # written here, by this process, as mask_frames does
-            write_atomic(job.mask, result[0])
-            write_atomic(job.clean, result[1])
-            done[job.frame] = (job.mask, job.clean)
-        else:
-            (errors.append if on_error is None else on_error)(as_magicmask_error(error, job.frame))
-        if progress is not None:
-            progress(job.frame)
-    if errors:
-        raise errors[0]
-    return [done[frame] for frame in order if frame in done]
+    return mask_frames(list(backgrounds), backgrounds, out_dir, params, progress, on_error, engine, jobs, force=True)
