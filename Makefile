@@ -25,7 +25,10 @@ test: setup
 	$(BIN)/tox
 
 bench: setup
-	$(BIN)/python bench/bench_seed_vs_run.py
+	cd bench && ../$(BIN)/python bench_seed_vs_run.py --keyframes 20 --engine native --engine wand
+	cd bench && ../$(BIN)/python bench_seed_vs_run.py --keyframes 80 --engine native --engine wand
+	cd bench && ../$(BIN)/python bench_native_stages.py
+	cd bench && ../$(BIN)/python bench_memory.py
 
 golden: setup
 	PYTHON=$(abspath $(BIN)/python) golden/regenerate.sh

@@ -4,7 +4,7 @@
   of its cache resources), and whether its result equals convert's on chunks folded together;
 - `magicmask run` on 1080p clips with 20 and 80 keyframes.
 
-    python bench/bench_memory.py [--engine wand]
+    python bench/bench_memory.py [--engine native --engine wand]
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import subprocess
 
-from common import CONVERT, MAGICMASK, OUT, clip, fresh, mb, measure
+from common import CONVERT, MAGICMASK, OUT, USER_ENV, clip, fresh, mb, measure
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", default="wand")
+    parser.add_argument("--engine", action="append", help="engines to measure (repeatable); default both")
     parser.add_argument("--jobs", type=int, default=0)
     args = parser.parse_args()
     from magicmask.compare import compare_files
@@ -27,16 +27,19 @@ def main():
     frames = sorted(frames_dir.glob("t*.tiff")) if (frames_dir / ".magicmask-keyframes.json").exists() else []
     if len(frames) != 200:
         frames = extract_keyframes(clip(200, keyint=1), fresh(frames_dir))
-    common = ["-q", "--engine", args.engine, "-j", str(args.jobs)]
-    print("| command | frames | peak memory | time |")
-    print("|---|---|---|---|")
+    engines = args.engine or ["native", "wand"]
+    print("| command | engine | frames | peak memory | time |")
+    print("|---|---|---|---|---|")
     peaks = {}
-    for count in (50, 200):
-        out = OUT / f"background{count}.tiff"
-        seconds, peak = measure([*MAGICMASK, "background", *map(str, frames[:count]), "-o", str(out), *common])
-        peaks[count] = peak
-        print(f"| magicmask background | {count} | {mb(peak)} | {seconds:.1f} s |", flush=True)
-    print(f"\nbackground: peak for 200 frames / peak for 50 frames = {peaks[200] / peaks[50]:.2f}")
+    for engine in engines:
+        common = ["-q", "--engine", engine, "-j", str(args.jobs)]
+        for count in (50, 200):
+            out = OUT / f"background{count}-{engine}.tiff"
+            seconds, peak = measure([*MAGICMASK, "background", *map(str, frames[:count]), "-o", str(out), *common])
+            peaks[engine, count] = peak
+            print(f"| magicmask background | {engine} | {count} | {mb(peak)} | {seconds:.1f} s |", flush=True)
+    for engine in engines:
+        print(f"background, {engine}: peak for 200 frames / peak for 50 frames = {peaks[engine, 200] / peaks[engine, 50]:.2f}")
 
     # convert's own answer, in chunks it can hold, folded together by convert again
     parts = []
@@ -45,16 +48,19 @@ def main():
         subprocess.run([CONVERT, *map(str, frames[i : i + 25]), "-background", "black", "-compose", "lighten", "-flatten", str(part)], check=True)
         parts.append(str(part))
     subprocess.run([CONVERT, *parts, "-background", "black", "-compose", "lighten", "-flatten", str(OUT / "convert200.tiff")], check=True)
-    same = compare_files(OUT / "background200.tiff", OUT / "convert200.tiff").identical
-    print(f"background of 200 frames identical to convert's (chunks of 25, folded by convert): {same}")
-    whole = subprocess.run([CONVERT, *map(str, frames), "-background", "black", "-compose", "lighten", "-flatten", str(OUT / "convert-all.tiff")], capture_output=True, text=True)
+    for engine in engines:
+        same = compare_files(OUT / f"background200-{engine}.tiff", OUT / "convert200.tiff").identical
+        print(f"background of 200 frames ({engine}) identical to convert's (chunks of 25, folded by convert): {same}")
+    whole = subprocess.run([CONVERT, *map(str, frames), "-background", "black", "-compose", "lighten", "-flatten", str(OUT / "convert-all.tiff")], capture_output=True, text=True, env=USER_ENV)
     print(f"convert on all 200 frames at once: exit {whole.returncode} {whole.stderr.strip().splitlines()[0] if whole.stderr.strip() else ''}")
 
-    print("\n| command | keyframes | peak memory | time |")
-    print("|---|---|---|---|")
-    for keyframes in (20, 80):
-        seconds, peak = measure([*MAGICMASK, "run", str(clip(keyframes)), "-o", str(fresh(OUT / f"mem-run{keyframes}")), *common])
-        print(f"| magicmask run | {keyframes} | {mb(peak)} | {seconds:.1f} s |", flush=True)
+    print("\n| command | engine | keyframes | peak memory | time |")
+    print("|---|---|---|---|---|")
+    for engine in engines:
+        for keyframes in (20, 80):
+            common = ["-q", "--engine", engine, "-j", str(args.jobs)]
+            seconds, peak = measure([*MAGICMASK, "run", str(clip(keyframes)), "-o", str(fresh(OUT / f"mem-run{keyframes}")), *common])
+            print(f"| magicmask run | {engine} | {keyframes} | {mb(peak)} | {seconds:.1f} s |", flush=True)
 
 
 if __name__ == "__main__":

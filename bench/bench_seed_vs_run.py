@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import MAGICMASK, OUT, clip, fresh, identical_outputs, mb, measure, median, seed_loop_script
+from common import MAGICMASK, OUT, USER_ENV, clip, fresh, identical_outputs, mb, measure, median, seed_loop_script
 
 
 def main():
@@ -30,7 +30,7 @@ def main():
     peaks = {name: 0 for name in times}
     seed_dir = OUT / "seed"
     for round_ in range(args.rounds):
-        t, peak = measure(["bash", "-c", seed_loop_script(video)], cwd=fresh(seed_dir))
+        t, peak = measure(["bash", "-c", seed_loop_script(video)], cwd=fresh(seed_dir), env=USER_ENV)
         times["seed loop"].append(t)
         peaks["seed loop"] = max(peaks["seed loop"], peak)
         print(f"  round {round_ + 1}: seed loop {t:.1f} s", end="", flush=True)
@@ -45,8 +45,8 @@ def main():
 
     base = median(times["seed loop"])
     print()
-    print(f"| command | median time | vs seed loop | peak memory | outputs identical to the seed loop's |")
-    print(f"|---|---|---|---|---|")
+    print("| command | median time | vs seed loop | peak memory | outputs identical to the seed loop's |")
+    print("|---|---|---|---|---|")
     print(f"| seed loop (ffmpeg + convert) | {base:.1f} s | 1.0x | {mb(peaks['seed loop'])} | reference |")
     for engine in engines:
         name = f"magicmask run --engine {engine}"

@@ -19,6 +19,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 CONVERT = "/usr/bin/convert"  # ImageMagick's own binary, whatever PATH puts first
+# the environment a user's shell has: importing magicmask points ImageMagick at magicmask's policy,
+# which the seed's commands must not get
+USER_ENV = {k: v for k, v in os.environ.items() if k != "MAGICK_CONFIGURE_PATH"}
 MAGICMASK = [sys.executable, "-m", "magicmask.cli"]
 
 

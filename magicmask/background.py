@@ -24,6 +24,8 @@ def flatten(
     progress: Callable[[Path], None] | None = None,
     engine: str = DEFAULT_ENGINE,
     jobs: int | None = None,
+    *,
+    scheduler=None,
 ) -> Path:
     """Flatten frames with a per-pixel compose operator, one frame in memory at a time.
 
@@ -51,6 +53,9 @@ def flatten(
         Worker processes; all cores by default. Each worker folds a run of frames; their partial
         results are combined here as they arrive (lighten and darken are associative), so memory
         does not grow with the number of frames.
+    scheduler : str or distributed.Client, optional
+        Run on this Dask cluster (``tcp://HOST:8786``) instead (``jobs`` is then unused): a tree
+        reduction of partial folds on the workers, fed with the frames' bytes. Needs the ``dask`` extra.
     """
     if compose not in METHODS:
         raise MagicmaskError(f"unknown compose method {compose!r}", hint=f"use one of {', '.join(METHODS)}")
@@ -59,6 +64,12 @@ def flatten(
         raise MagicmaskError("no frames to flatten", hint="pass TIFF frames, e.g. t*.tiff")
     output = Path(output)
     colour = background or METHODS[compose]
+    if scheduler is not None:
+        from magicmask.cluster import flatten_frames
+
+        get_engine(engine).Fold(compose, colour).close()  # a bad colour is refused here, not on every worker
+        data = flatten_frames(frames, compose, colour, "jpeg" if output.suffix.lower() in (".jpg", ".jpeg") else "tiff", engine, scheduler, progress)
+        return write_atomic(output, data)
     jobs = resolve_jobs(jobs)
     fold = get_engine(engine).Fold(compose, colour)
     try:
@@ -72,7 +83,7 @@ def flatten(
         data = fold.encode("jpeg" if output.suffix.lower() in (".jpg", ".jpeg") else "tiff")
     finally:
         fold.close()
-    return write_atomic(output, data)
+    return write_atomic(output, data, keep_identical=True)
 
 
 CHUNK = 8  # frames a worker folds before handing its partial result back
@@ -95,7 +106,7 @@ def _fold_in_parallel(fold, frames: list[Path], engine: str, colour: str, jobs: 
     chunks = [(engine, fold.compose, colour, frames[i : i + size]) for i in range(0, len(frames), size)]
     with tempfile.TemporaryDirectory(prefix="magicmask-fold-") as folder:
         partial = Path(folder) / "partial.tiff"
-        for task, data, error in run_tasks(fold_chunk, chunks, jobs):
+        for task, data, error in run_tasks(fold_chunk, chunks, jobs, threads=getattr(get_engine(engine), "THREADS", False)):
             if error is not None:
                 raise as_magicmask_error(error, task[3][0])
             partial.write_bytes(data)
@@ -105,21 +116,21 @@ def _fold_in_parallel(fold, frames: list[Path], engine: str, colour: str, jobs: 
                     progress(frame)
 
 
-def lighten_background(frames, output="background.tiff", progress=None, engine: str = DEFAULT_ENGINE, jobs: int | None = None) -> Path:
+def lighten_background(frames, output="background.tiff", progress=None, engine: str = DEFAULT_ENGINE, jobs: int | None = None, *, scheduler=None) -> Path:
     """The seed's adaptive background: the per-pixel lightest value over all frames.
 
     Reproduces::
 
         convert *.tiff -background black -compose lighten -flatten background.tiff
     """
-    return flatten(frames, output, "lighten", "black", progress, engine, jobs)
+    return flatten(frames, output, "lighten", "black", progress, engine, jobs, scheduler=scheduler)
 
 
-def keyframe_display(frames, output="keyframes.jpg", progress=None, engine: str = DEFAULT_ENGINE, jobs: int | None = None) -> Path:
+def keyframe_display(frames, output="keyframes.jpg", progress=None, engine: str = DEFAULT_ENGINE, jobs: int | None = None, *, scheduler=None) -> Path:
     """The author's multi-exposure keyframe display: the per-pixel darkest value over all frames.
 
     Reproduces::
 
         convert *.tiff -background white -compose darken -flatten keyframes.jpg
     """
-    return flatten(frames, output, "darken", "white", progress, engine, jobs)
+    return flatten(frames, output, "darken", "white", progress, engine, jobs, scheduler=scheduler)

@@ -30,6 +30,9 @@ from magicmask.keyframes import Keyframes, keyframe_count
 from magicmask.masks import FrameJob, _Resume, render
 from magicmask.params import MaskParams
 from magicmask.pipeline import BACKGROUNDS, _newer_than_all
+from magicmask.statistics import make_backgrounds
+
+STATISTICS = ("darken", "mean", "median")  # the backgrounds magicmask.statistics makes (lighten is the seed's)
 
 Progress = Callable[[str, int, int], None]
 """``progress("frames", done, total)`` over the keyframes of every video (the total is an estimate, from
@@ -137,6 +140,8 @@ def run_videos(
     force: bool = False,
     sheet: bool = True,
     on_video: Callable[[VideoRun], None] | None = None,
+    *,
+    scheduler=None,
 ) -> list[VideoRun]:
     """Run the blog's recipe on every video of ``runs`` (see :func:`plan`), all frames on one pool of workers.
 
@@ -149,8 +154,8 @@ def run_videos(
     ----------
     runs : list of VideoRun
         Videos and their folders, e.g. from :func:`plan`; updated in place and returned.
-    background : {'first', 'lighten'} or path
-        As for :func:`magicmask.pipeline.run`.
+    background : {'first', 'lighten', 'darken', 'mean', 'median'} or path
+        As for :func:`magicmask.pipeline.run` (the statistics over the keyframes, one per video).
     params : MaskParams
         The thresholds and blurs of the chain.
     engine : str
@@ -165,6 +170,9 @@ def run_videos(
         Write each folder's contact sheet.
     on_video : callable, optional
         Called with each :class:`VideoRun` as soon as it is finished (done, up to date, or failed).
+    scheduler : str or distributed.Client, optional
+        Render the masks on this Dask cluster (see :func:`magicmask.cluster.render_frames`), one video
+        after the other; keyframes and backgrounds are made here.
 
     Returns
     -------
@@ -179,7 +187,7 @@ def run_videos(
         TIFF), or an output that cannot be written (a full disk): the batch stops there. A failing video
         does not stop it.
     """
-    get_engine(engine)
+    module = get_engine(engine)
     custom = os.fspath(background) not in BACKGROUNDS
     if custom:
         background = check_tiff(background, "background")
@@ -248,8 +256,12 @@ def run_videos(
             video.submitted = True
             finish(video, FAILED if video.run.error and not video.outstanding else None)
 
+    if scheduler is None:
+        results = run_tasks(render, pending(), jobs, threads=getattr(module, "THREADS", False))
+    else:
+        results = _on_cluster(pending(), params, engine, scheduler)
     try:
-        for job, result, error in run_tasks(render, pending(), jobs):
+        for job, result, error in results:
             video = owner.pop(job.frame)
             if error is None:  # written here, by this process, so an interruption never leaves half a file
                 write_atomic(job.mask, result[0])
@@ -263,6 +275,14 @@ def run_videos(
             if video.keyframes is not None:
                 video.keyframes.close()  # on interruption: ffmpeg stopped, its temporary folder removed
     return runs
+
+
+def _on_cluster(jobs: Iterator[FrameJob], params: MaskParams, engine: str, scheduler):
+    """:func:`magicmask.cluster.render_frames` for each video's run of jobs (it holds one background at a time)."""
+    from magicmask.cluster import render_frames
+
+    for background, group in itertools.groupby(jobs, key=lambda job: job.background):
+        yield from render_frames(group, background, params, engine, scheduler)
 
 
 def _estimate(video: Path) -> int:
@@ -282,6 +302,10 @@ def _frame_jobs(video: _Video, background, params: MaskParams, engine: str, forc
         if force or not _newer_than_all(target, frames):
             lighten_background(frames, target, engine=engine, jobs=1)  # in this process: the pool is busy with frames
         base, source = target, iter(frames)
+    elif background in STATISTICS:  # the statistic of the keyframes, made once they are all extracted
+        frames = list(keyframes)
+        made = make_backgrounds(run.video, frames, run.folder, background, "keyframes", engine=engine, jobs=1)
+        base, source = next(iter(made.values())), iter(frames)
     elif os.fspath(background) not in BACKGROUNDS:
         base, source = Path(background), iter(keyframes)
     else:  # the first keyframe, as soon as ffmpeg has written it; the masks start while it goes on
@@ -291,7 +315,7 @@ def _frame_jobs(video: _Video, background, params: MaskParams, engine: str, forc
             raise MagicmaskError("ffmpeg found no keyframe in the video", run.video, "check that the video decodes (ffplay), or re-encode it")
         source = itertools.chain([base], source)
     run.background = base
-    resume = _Resume(base, params, force)
+    resume = _Resume([base], params, force)
     for frame in iter_frames(source):
         mask, clean = output_paths(frame, run.folder)
         job = FrameJob(frame, mask, clean, base, params, engine)

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -36,6 +37,8 @@ Engine = Annotated[str, typer.Option("--engine", help="Image engine: native (exa
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes; 0 = every core, 1 = no workers.")]
 Force = Annotated[bool, typer.Option("--force", help="Redo frames whose outputs are already up to date.")]
+Backend = Annotated[str, typer.Option("--backend", help="Where the work runs: loky (worker processes here) or dask (a Dask cluster; needs --scheduler and pip install 'magicmask\\[dask]').")]
+Scheduler = Annotated[Optional[str], typer.Option("--scheduler", help="With --backend dask: the Dask scheduler's address, e.g. tcp://HOST:8786.", show_default=False)]
 Frames = Annotated[list[Path], typer.Argument(help="TIFF frames, e.g. t*.tiff (earlier *-mask.tiff outputs and background.tiff are skipped).", show_default=False)]
 
 
@@ -60,7 +63,7 @@ def _friendly(command):
         try:
             return command(*args, **kwargs)
         except MagicmaskError as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("interrupted: finished files are kept; run the same command again to do the rest", soft_wrap=True)
@@ -115,10 +118,28 @@ def _counter(update, stage: str, total: int):
 
 def _report_errors(errors) -> None:
     for exc in errors:
-        err.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
     if errors:
         err.print(f"{len(errors)} frame(s) failed; the others were written", soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _scheduler(backend: str, scheduler: Optional[str]) -> Optional[str]:
+    """The Dask scheduler to run on (None: local workers), checked before any work starts."""
+    from magicmask.execute import BACKENDS
+
+    if backend not in BACKENDS:
+        raise MagicmaskError(f"unknown backend {backend!r}", hint=f"use one of: {', '.join(BACKENDS)}")
+    if backend != "dask":
+        if scheduler:
+            raise MagicmaskError("--scheduler is for the dask backend", hint="add --backend dask")
+        return None
+    from magicmask.cluster import require
+
+    require()
+    if not scheduler:
+        raise MagicmaskError("--backend dask needs --scheduler", hint="the address of a running `dask scheduler`, e.g. tcp://HOST:8786")
+    return scheduler
 
 
 def _version(value: bool):
@@ -159,15 +180,18 @@ def background(
     engine: Engine = "native",
     jobs: Jobs = 0,
     quiet: Quiet = False,
+    backend: Backend = "loky",
+    scheduler: Scheduler = None,
 ):
     """Build a background: convert *.tiff -background black -compose lighten -flatten background.tiff."""
     from magicmask.background import flatten
     from magicmask.files import BACKGROUND_NAME, select_frames
 
+    cluster = _scheduler(backend, scheduler)
     chosen = select_frames(frames)
     target = output or (chosen[0].parent / BACKGROUND_NAME if chosen else Path(BACKGROUND_NAME))
     with _progress(quiet) as update:
-        written = flatten(chosen, target, method, progress=_counter(update, "background", len(chosen)), engine=engine, jobs=jobs)
+        written = flatten(chosen, target, method, progress=_counter(update, "background", len(chosen)), engine=engine, jobs=jobs, scheduler=cluster)
     out.print(f"background written to {written}", soft_wrap=True)
 
 
@@ -185,16 +209,19 @@ def masks(
     jobs: Jobs = 0,
     force: Force = False,
     quiet: Quiet = False,
+    backend: Backend = "loky",
+    scheduler: Scheduler = None,
 ):
     """Write NAME-mask.tiff and NAME-clean.jpg for every frame, as the blog's two convert lines do."""
     from magicmask.files import select_frames
     from magicmask.masks import mask_frames
 
     params = _params(threshold, blur, threshold2, blur2)
+    cluster = _scheduler(backend, scheduler)
     chosen = select_frames(frames)
     errors = []
     with _progress(quiet) as update:
-        written = mask_frames(chosen, background_file, output, params, _counter(update, "masks", len(chosen)), errors.append, engine, jobs, force)
+        written = mask_frames(chosen, background_file, output, params, _counter(update, "masks", len(chosen)), errors.append, engine, jobs, force, scheduler=cluster)
     out.print(f"{len(written)} masks and clean images written", soft_wrap=True)
     _report_errors(errors)
 
@@ -214,6 +241,8 @@ def run(
     force: Force = False,
     sheet: Annotated[bool, typer.Option("--sheet/--no-sheet", help="Write the contact sheet sheet.jpg in each folder.")] = True,
     quiet: Quiet = False,
+    backend: Backend = "loky",
+    scheduler: Scheduler = None,
 ):
     """The whole blog recipe: keyframes, background, then a mask and clean image for every keyframe.
 
@@ -221,10 +250,11 @@ def run(
     options, the seed's commands, every output's sha256: magicmask check FOLDER re-verifies it).
     A re-run skips finished videos and frames.
     """
-    _run_videos(video, output, background_choice, _params(threshold, blur, threshold2, blur2), engine, jobs, force, sheet, quiet)
+    cluster = _scheduler(backend, scheduler)
+    _run_videos(video, output, background_choice, _params(threshold, blur, threshold2, blur2), engine, jobs, force, sheet, quiet, cluster)
 
 
-def _run_videos(videos, output, background_choice, params, engine, jobs, force, sheet, quiet) -> None:
+def _run_videos(videos, output, background_choice, params, engine, jobs, force, sheet, quiet, cluster) -> None:
     """``run``: one video straight into OUTPUT, or a batch into OUTPUT/STEM with a line per video and a table."""
     from magicmask.batch import VideoRun, expand, plan, run_videos
 
@@ -244,7 +274,7 @@ def _run_videos(videos, output, background_choice, params, engine, jobs, force, 
             out.print(f"{item.status:<10} {item.video} -> {item.folder}: {item.keyframes} keyframes, {item.seconds:.1f} s", soft_wrap=True)
 
     with _progress(quiet) as update:
-        runs = run_videos(runs, background_choice, params, engine, update, jobs, force, sheet, finished)
+        runs = run_videos(runs, background_choice, params, engine, update, jobs, force, sheet, finished, scheduler=cluster)
     if len(runs) == 1:
         item = runs[0]
         if item.error is not None:
@@ -276,15 +306,18 @@ def display(
     engine: Engine = "native",
     jobs: Jobs = 0,
     quiet: Quiet = False,
+    backend: Backend = "loky",
+    scheduler: Scheduler = None,
 ):
     """The keyframe multi-exposure display: convert *.tiff -background white -compose darken -flatten keyframes.jpg."""
     from magicmask.background import keyframe_display
     from magicmask.files import select_frames
 
+    cluster = _scheduler(backend, scheduler)
     chosen = select_frames(frames)
     target = output or (chosen[0].parent / "keyframes.jpg" if chosen else Path("keyframes.jpg"))
     with _progress(quiet) as update:
-        written = keyframe_display(chosen, target, _counter(update, "display", len(chosen)), engine, jobs)
+        written = keyframe_display(chosen, target, _counter(update, "display", len(chosen)), engine, jobs, scheduler=cluster)
     out.print(f"display written to {written}", soft_wrap=True)
 
 

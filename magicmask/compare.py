@@ -42,7 +42,7 @@ def image_facts(path: str | os.PathLike) -> ImageFacts:
     from wand.image import Image
 
     path = Path(path)
-    with Image(filename=f"{_coder(path)}:{path}") as image:
+    with Image(blob=path.read_bytes(), format=_coder(path)) as image:
         facts = dict(size=tuple(image.size), depth=image.depth, colorspace=image.colorspace, alpha=bool(image.alpha_channel))
         with image.clone() as copy:
             copy.depth = 16

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from magicmask.errors import MagicmaskError
 
-BACKENDS = ("loky",)
+BACKENDS = ("loky", "dask")  # dask: magicmask.cluster, on a dask.distributed cluster
 
 
 def default_jobs() -> int:
@@ -34,7 +36,7 @@ def resolve_jobs(jobs: int | None) -> int:
     return jobs
 
 
-def _worker_init() -> None:
+def limit_imagemagick_threads() -> None:
     """In each worker: one ImageMagick thread (its OpenMP threads would multiply with the workers)."""
     os.environ["MAGICK_THREAD_LIMIT"] = "1"
     try:
@@ -43,6 +45,12 @@ def _worker_init() -> None:
         limits["thread"] = 1
     except ImportError:
         pass
+
+
+def _process_worker_init() -> None:
+    """A loky worker: one ImageMagick thread, and Ctrl-C left to the main process, which stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_imagemagick_threads()
 
 
 class _Serial:
@@ -62,13 +70,23 @@ class _Serial:
         pass
 
 
-def executor(jobs: int) -> Any:
-    """An executor for ``jobs`` workers: this process for 1, joblib's reusable loky pool otherwise."""
+class _Threads(cf.ThreadPoolExecutor):
+    """Threads of this process, for engines whose kernels release the GIL: no start-up, nothing pickled."""
+
+    def shutdown(self, wait=True, kill_workers=False):
+        super().shutdown(wait=wait, cancel_futures=kill_workers)
+
+
+def executor(jobs: int, threads: bool = False) -> Any:
+    """An executor for ``jobs`` workers: this process for 1; threads when ``threads``; else joblib's
+    reusable loky pool of processes."""
     if jobs <= 1:
         return _Serial()
+    if threads:
+        return _Threads(max_workers=jobs, thread_name_prefix="magicmask")
     from joblib.externals.loky import get_reusable_executor
 
-    return get_reusable_executor(max_workers=jobs, initializer=_worker_init, timeout=300)
+    return get_reusable_executor(max_workers=jobs, initializer=_process_worker_init, timeout=300)
 
 
 def run_tasks(
@@ -76,17 +94,19 @@ def run_tasks(
     items: Iterable,
     jobs: int | None = None,
     in_flight: int | None = None,
+    threads: bool = False,
 ) -> Iterator[tuple[Any, Any, BaseException | None]]:
     """Run ``func(item)`` for every item and yield ``(item, result, error)`` as each one completes.
 
     Items are submitted as the iterable produces them (it may block, e.g. waiting for ffmpeg), with
     at most ``in_flight`` tasks outstanding (default: twice the workers) so memory stays bounded. An
     error raised by ``func`` is handed back, not raised, so the other items still complete. On
-    interruption (Ctrl-C, SIGTERM as KeyboardInterrupt/SystemExit) the workers are killed at once.
+    interruption (Ctrl-C, SIGTERM as KeyboardInterrupt/SystemExit) the workers are killed at once
+    (threads finish the task in hand, which writes nothing, and take no other).
     """
     jobs = resolve_jobs(jobs)
     in_flight = in_flight or 2 * jobs
-    pool = executor(jobs)
+    pool = executor(jobs, threads)
     pending: dict[cf.Future, Any] = {}
 
     def finished(future) -> tuple[Any, Any, BaseException | None]:
@@ -107,11 +127,20 @@ def run_tasks(
             done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
             for future in done:
                 yield finished(future)
+        if threads:
+            pool.shutdown()
     except BaseException:
         for future in pending:
             future.cancel()
+        _quiet_threads()
         pool.shutdown(wait=False, kill_workers=True)
         raise
+
+
+def _quiet_threads() -> None:
+    """After an interruption, the pool's manager threads may fail on the killed workers' pipes while the
+    process exits: their errors are expected, and not for the user's screen."""
+    threading.excepthook = lambda args: None
 
 
 def as_magicmask_error(error: BaseException, path=None) -> MagicmaskError:

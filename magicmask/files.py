@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -14,6 +14,7 @@ TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic TIFF an
 MASK_SUFFIX = "-mask.tiff"
 CLEAN_SUFFIX = "-clean.jpg"
 BACKGROUND_NAME = "background.tiff"
+BACKGROUND_SUFFIX = "-background.tiff"  # a keyframe's own background (windows, exposure matching)
 TEMP_PREFIX = ".magicmask-"
 
 
@@ -61,9 +62,10 @@ def check_tiff(path: str | os.PathLike, role: str = "frame") -> Path:
 
 
 def is_output_name(path: str | os.PathLike) -> bool:
-    """True for the names magicmask writes (``*-mask.tiff``, ``background.tiff``), which are never frames."""
+    """True for the names magicmask writes (``*-mask.tiff``, ``background.tiff``, ``*-background.tiff``),
+    which are never frames."""
     name = Path(path).name
-    return name.endswith(MASK_SUFFIX) or name == BACKGROUND_NAME or name.startswith(TEMP_PREFIX)
+    return name.endswith((MASK_SUFFIX, BACKGROUND_SUFFIX)) or name == BACKGROUND_NAME or name.startswith(TEMP_PREFIX)
 
 
 def iter_frames(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
@@ -108,26 +110,39 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     folder = path.parent
+    # The name is chosen before the file exists, so that an interruption at any point after it (even
+    # inside the creation) is cleaned up by the ``finally`` below.
+    tmp = folder / f"{TEMP_PREFIX}tmp-{path.stem}-{secrets.token_hex(8)}{path.suffix}"
+    created = False
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}tmp-{path.stem}-", suffix=path.suffix, dir=folder)
-    except OSError as exc:
-        raise MagicmaskError(f"cannot write here: {exc.strerror}", folder, "choose a folder you can write to") from None
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            created = True
+        except OSError as exc:
+            raise MagicmaskError(f"cannot write here: {exc.strerror}", folder, "choose a folder you can write to") from None
         yield tmp
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
         raise MagicmaskError(f"cannot write: {exc.strerror}", path, "check free space and permissions") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError if created else OSError):
             tmp.unlink()
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
+def write_atomic(path: str | os.PathLike, data: bytes, keep_identical: bool = False) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    With ``keep_identical``, a file that already holds exactly ``data`` is left as it is (and keeps
+    its modification time, so outputs made from it stay up to date).
+    """
+    if keep_identical:
+        try:
+            if os.path.getsize(path) == len(data) and Path(path).read_bytes() == data:
+                return Path(path)
+        except OSError:
+            pass
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(data)

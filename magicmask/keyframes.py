@@ -33,6 +33,19 @@ def ffmpeg_binary(name: str = "ffmpeg") -> str:
     return found
 
 
+def file_url(path: str | os.PathLike, pattern: bool = False) -> str:
+    """``path`` as an ffmpeg ``file:`` URL: a name starting with ``-`` or holding ``:`` stays a file name.
+
+    With ``pattern`` (an image2 output such as ``DIR/%09d.tiff``), ``%`` in the folder part is escaped
+    so that only the file name's number pattern is expanded.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if pattern:
+        folder, name = os.path.split(path)
+        path = os.path.join(folder.replace("%", "%%"), name)
+    return "file:" + path
+
+
 def _tail(stderr: bytes | str, lines: int = 2) -> str:
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
     useful = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith(("  ", "ffmpeg version", "built with", "configuration:", "lib"))]
@@ -60,7 +73,7 @@ def probe(video: str | os.PathLike) -> dict:
     """
     video = _check_video_path(video)
     try:
-        info = ffmpeg.probe(os.fspath(video), cmd=ffmpeg_binary("ffprobe"))
+        info = ffmpeg.probe(file_url(video), cmd=ffmpeg_binary("ffprobe"))
     except ffmpeg.Error as exc:
         raise MagicmaskError(f"ffmpeg cannot read this as a video: {_tail(exc.stderr, 1)}", video, "pass a video file (e.g. MP4)") from None
     streams = [s for s in info.get("streams", []) if s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic", 0) == 0]
@@ -101,8 +114,8 @@ def keyframes_command(video: str | os.PathLike, pattern: str | os.PathLike, pix_
     with ``-fps_mode passthrough`` in place of the deprecated ``-vsync 0 -r 30`` (same frames, no
     duplicates) and an RGB pixel format (see :func:`keyframe_pix_fmt`).
     """
-    stream = ffmpeg.input(os.fspath(video), skip_frame="nokey")
-    stream = stream.output(os.fspath(pattern), f="image2", fps_mode="passthrough", pix_fmt=pix_fmt)
+    stream = ffmpeg.input(file_url(video), skip_frame="nokey")
+    stream = stream.output(file_url(pattern, pattern=True), f="image2", fps_mode="passthrough", pix_fmt=pix_fmt)
     return _with_quiet(stream.compile(cmd="ffmpeg"))
 
 
@@ -231,11 +244,12 @@ class Keyframes:
                     break
                 else:
                     time.sleep(0.01)
-            if process.returncode != 0:
-                errors.seek(0)
-                raise MagicmaskError(f"ffmpeg failed to extract keyframes: {_tail(errors.read())}", self.video, "check that the file is a complete video")
+            errors.seek(0)
+            said = f": {_tail(errors.read())}" if process.returncode != 0 else ""
             if index == 1:
-                raise MagicmaskError("ffmpeg found no keyframe in the video", self.video, "check that the video decodes (ffplay), or re-encode it")
+                raise MagicmaskError(f"ffmpeg found no keyframe in the video{said}", self.video, "check that the video plays, or re-encode it with keyframes")
+            if process.returncode != 0:
+                raise MagicmaskError(f"ffmpeg failed to extract keyframes{said}", self.video, "check that the file is a complete video")
         finally:
             if process.poll() is None:
                 process.kill()
@@ -301,7 +315,7 @@ def encode_raw_video(raw, path, width: int, height: int, pix_fmt: str, fps: int,
     source = ffmpeg.input("pipe:", f="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}", r=fps)
     options = dict(vcodec="libx264", g=keyint, keyint_min=keyint, sc_threshold=0, bf=0, crf=18, preset="medium")
     options["pix_fmt"] = "yuv420p10le" if deep else "yuv420p"
-    args = _binary(_with_quiet(source.output(os.fspath(path), **options).compile(cmd="ffmpeg"), "-y"))
+    args = _binary(_with_quiet(source.output(file_url(path), **options).compile(cmd="ffmpeg"), "-y"))
     chunks = [raw] if isinstance(raw, (bytes, bytearray, memoryview)) else raw
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
@@ -402,12 +416,12 @@ def _probe_json(args: list[str], video) -> dict:
 
 def frame_times_command(video: str | os.PathLike) -> list[str]:
     """The ffprobe command listing the timestamp of every packet of the first video stream (no decoding)."""
-    return ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time", "-of", "json", os.fspath(video)]
+    return ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time", "-of", "json", file_url(video)]
 
 
 def keyframe_times_command(video: str | os.PathLike) -> list[str]:
     """The ffprobe command listing the timestamps of the keyframes, decoded as :func:`keyframes_command` decodes them."""
-    return ["ffprobe", "-v", "error", "-skip_frame", "nokey", "-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp_time,pts_time", "-of", "json", os.fspath(video)]
+    return ["ffprobe", "-v", "error", "-skip_frame", "nokey", "-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp_time,pts_time", "-of", "json", file_url(video)]
 
 
 def _times(entries: list[dict], keys: tuple[str, ...], fps: float) -> np.ndarray:
@@ -482,7 +496,7 @@ def raw_frames_command(video: str | os.PathLike, pix_fmt: str = "rgb24", start: 
         options["ss"] = start
     if duration is not None:
         options["t"] = duration
-    stream = ffmpeg.input(os.fspath(video), **options)
+    stream = ffmpeg.input(file_url(video), **options)
     stream = stream.output("pipe:", f="rawvideo", fps_mode="passthrough", pix_fmt=pix_fmt)
     return _with_quiet(stream.compile(cmd="ffmpeg"))
 
@@ -575,7 +589,7 @@ def iter_frames(
 
 def keyframe_count_command(video: str | os.PathLike) -> list[str]:
     """The ffprobe command printing the flags of every packet of the first video stream (``K`` = keyframe)."""
-    return ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=flags", "-of", "csv=p=0", os.fspath(video)]
+    return ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=flags", "-of", "csv=p=0", file_url(video)]
 
 
 def keyframe_count(video: str | os.PathLike) -> int:
@@ -599,7 +613,7 @@ def has_audio(video: str | os.PathLike) -> bool:
     """True when ``video`` has an audio stream."""
     video = _check_video_path(video)
     try:
-        info = ffmpeg.probe(os.fspath(video), cmd=ffmpeg_binary("ffprobe"))
+        info = ffmpeg.probe(file_url(video), cmd=ffmpeg_binary("ffprobe"))
     except ffmpeg.Error as exc:
         raise MagicmaskError(f"ffmpeg cannot read this as a video: {_tail(exc.stderr, 1)}", video, "pass a video file (e.g. MP4)") from None
     return any(s.get("codec_type") == "audio" for s in info.get("streams", []))
@@ -666,9 +680,9 @@ def encode_command(
         options = dict(vcodec="libx264", crf=crf, preset=preset, pix_fmt="yuv420p")
     streams = [source.video]
     if audio_from is not None:
-        streams.append(ffmpeg.input(os.fspath(audio_from)).audio)
+        streams.append(ffmpeg.input(file_url(audio_from)).audio)
         options["acodec"] = "copy"
-    return _with_quiet(ffmpeg.output(*streams, os.fspath(output), **options).compile(cmd="ffmpeg"), "-y")
+    return _with_quiet(ffmpeg.output(*streams, file_url(output), **options).compile(cmd="ffmpeg"), "-y")
 
 
 class Encoder:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from magicmask.engines import DEFAULT_ENGINE, get_engine
 from magicmask.engines import wand
 from magicmask.errors import MagicmaskError
 from magicmask.execute import as_magicmask_error, run_tasks
-from magicmask.files import TEMP_PREFIX, atomic_path, check_tiff, iter_frames, output_paths, write_atomic
+from magicmask.files import TEMP_PREFIX, check_tiff, iter_frames, output_paths, write_atomic
 from magicmask.params import MaskParams
 
 SETTINGS_NAME = TEMP_PREFIX + "masks.json"
@@ -46,9 +47,9 @@ def make_mask(background, frame, mask_path, params: MaskParams = MaskParams()) -
     """
     with wand.read_tiff(background, "background") as bg, wand.read_tiff(frame) as fr:
         wand.check_same_size(bg, fr, frame, background)
-        with wand.mask_image(bg, fr, params) as mask, atomic_path(mask_path) as tmp:
-            wand.save_tiff(mask, tmp)
-    return Path(mask_path)
+        with wand.mask_image(bg, fr, params) as mask:
+            data = wand.encode(mask, "tiff")
+    return write_atomic(mask_path, data)
 
 
 def make_clean(frame, mask, clean_path) -> Path:
@@ -60,9 +61,9 @@ def make_clean(frame, mask, clean_path) -> Path:
     """
     with wand.read_tiff(frame) as fr, wand.read_tiff(mask, "mask") as mk:
         wand.check_same_size(fr, mk, mask, frame)
-        with wand.clean_image(fr, mk) as clean, atomic_path(clean_path) as tmp:
-            wand.save_jpeg(clean, tmp)
-    return Path(clean_path)
+        with wand.clean_image(fr, mk) as clean:
+            data = wand.encode(clean, "jpeg")
+    return write_atomic(clean_path, data)
 
 
 @dataclass(frozen=True)
@@ -78,19 +79,22 @@ class FrameJob:
 
 
 _BACKGROUNDS: dict = {}
+_BACKGROUNDS_LOCK = threading.Lock()  # the native engine renders in threads: one cache, changed by one at a time
+_BACKGROUNDS_KEPT = 4  # a batch has frames of two videos (two backgrounds) in flight at once
 
 
 def _background(engine: str, path: Path):
-    """The background loaded by ``engine``, kept for the following frames of this process."""
+    """The background loaded by ``engine``, kept for the following frames of this process (the last few)."""
     stat = path.stat()
     key = (engine, os.fspath(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key not in _BACKGROUNDS:
-        for handle in _BACKGROUNDS.values():
-            if hasattr(handle, "close"):
-                handle.close()
-        _BACKGROUNDS.clear()
-        _BACKGROUNDS[key] = get_engine(engine).load_background(path)
-    return _BACKGROUNDS[key]
+    with _BACKGROUNDS_LOCK:
+        if key not in _BACKGROUNDS:
+            while len(_BACKGROUNDS) >= _BACKGROUNDS_KEPT:  # the oldest goes (closed: Wand runs one frame per process)
+                handle = _BACKGROUNDS.pop(next(iter(_BACKGROUNDS)))
+                if hasattr(handle, "close"):
+                    handle.close()
+            _BACKGROUNDS[key] = get_engine(engine).load_background(path)
+        return _BACKGROUNDS[key]
 
 
 def render(job: FrameJob) -> tuple[bytes, bytes]:
@@ -105,13 +109,13 @@ def render(job: FrameJob) -> tuple[bytes, bytes]:
 
 
 class _Resume:
-    """Which frames' outputs are already done: present, newer than the frame and the background, and made
+    """Which frames' outputs are already done: present, newer than the frame and its background, and made
     with the same settings (recorded per output folder, with the time they were first used there)."""
 
-    def __init__(self, background: Path, params: MaskParams, force: bool):
-        self.settings = {"background": os.fspath(background.resolve()), "params": asdict(params)}
+    def __init__(self, backgrounds: list[Path], params: MaskParams, force: bool):
+        names = sorted({os.fspath(path.resolve()) for path in backgrounds})
+        self.settings = {"background": names[0] if len(names) == 1 else names, "params": asdict(params)}
         self.force = force
-        self.background_ns = background.stat().st_mtime_ns
         self.since: dict[Path, int] = {}
 
     def _since(self, folder: Path) -> int:
@@ -133,7 +137,7 @@ class _Resume:
         if self.force:
             return False
         try:
-            newest_input = max(job.frame.stat().st_mtime_ns, self.background_ns, since)
+            newest_input = max(job.frame.stat().st_mtime_ns, job.background.stat().st_mtime_ns, since)
             return min(job.mask.stat().st_mtime_ns, job.clean.stat().st_mtime_ns) >= newest_input
         except OSError:
             return False
@@ -141,7 +145,7 @@ class _Resume:
 
 def mask_frames(
     frames: Iterable[str | os.PathLike],
-    background: str | os.PathLike,
+    background: str | os.PathLike | Mapping[str | os.PathLike, str | os.PathLike],
     out_dir: str | os.PathLike | None = None,
     params: MaskParams = MaskParams(),
     progress: Callable[[Path], None] | None = None,
@@ -149,6 +153,8 @@ def mask_frames(
     engine: str = DEFAULT_ENGINE,
     jobs: int | None = None,
     force: bool = False,
+    *,
+    scheduler=None,
 ) -> list[tuple[Path, Path]]:
     """The seed's loop over frames: ``NAME-mask.tiff`` and ``NAME-clean.jpg`` for every frame, on every core.
 
@@ -161,8 +167,9 @@ def mask_frames(
     frames : iterable of paths
         The frames (TIFF files). May be a stream (e.g. keyframes as ffmpeg writes them): work on a
         frame starts as soon as the iterable yields it.
-    background : path
-        The background TIFF, e.g. the first frame or ``background.tiff``.
+    background : path or mapping
+        The background TIFF, e.g. the first frame or ``background.tiff``; or ``{frame: background}``,
+        each frame against its own background (as :func:`magicmask.statistics.make_backgrounds` makes them).
     out_dir : path, optional
         Where to write; beside each frame by default.
     params : MaskParams
@@ -179,6 +186,10 @@ def mask_frames(
         process writes every file (temporary name, then rename).
     force : bool
         Redo frames whose outputs are up to date.
+    scheduler : str or distributed.Client, optional
+        Run on this Dask cluster (``tcp://HOST:8786``) instead of local workers (``jobs`` is then
+        unused): each task carries its frame's bytes and returns the outputs' bytes, written here.
+        Needs the ``dask`` extra.
 
     Returns
     -------
@@ -191,9 +202,17 @@ def mask_frames(
         For a bad background, or an output that cannot be written (full disk, no permission): the
         run stops there. Bad frames do not stop it (see ``on_error``).
     """
-    background = check_tiff(background, "background")
-    get_engine(engine)
-    resume = _Resume(background, params, force)
+    if isinstance(background, Mapping):
+        own = {Path(frame): check_tiff(path, "background") for frame, path in background.items()}
+        if scheduler is not None and len(set(own.values())) > 1:
+            raise MagicmaskError("per-keyframe backgrounds run on this machine only", hint="drop --backend dask, or use one background (--window 0, no --match-exposure)")
+        background = next(iter(own.values()), None) if len(set(own.values())) == 1 else None
+        if not own:
+            raise MagicmaskError("no frames to mask", hint="pass TIFF frames, e.g. t*.tiff")
+    else:
+        background, own = check_tiff(background, "background"), {}
+    module = get_engine(engine)
+    resume = _Resume(list(own.values()) or [background], params, force)
     order: list[Path] = []
     done: dict[Path, tuple[Path, Path]] = {}
     errors: list[MagicmaskError] = []
@@ -208,14 +227,20 @@ def mask_frames(
         for frame in iter_frames(frames):
             order.append(frame)
             mask, clean = output_paths(frame, out_dir)
-            job = FrameJob(frame, mask, clean, background, params, engine)
+            job = FrameJob(frame, mask, clean, own.get(frame, background), params, engine)
             if resume.done(job):
                 done[frame] = (mask, clean)
                 report(frame)
             else:
                 yield job
 
-    for job, result, error in run_tasks(render, pending(), jobs):
+    if scheduler is not None:
+        from magicmask.cluster import render_frames
+
+        results = render_frames(pending(), background, params, engine, scheduler)
+    else:
+        results = run_tasks(render, pending(), jobs, threads=getattr(module, "THREADS", False))
+    for job, result, error in results:
         if error is None:  # written here, by this process, so an interruption never leaves half a file
             write_atomic(job.mask, result[0])
             write_atomic(job.clean, result[1])

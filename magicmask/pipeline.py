@@ -16,7 +16,7 @@ from magicmask.keyframes import Keyframes
 from magicmask.masks import mask_frames
 from magicmask.params import MaskParams
 
-BACKGROUNDS = ("first", "lighten")
+BACKGROUNDS = ("first", "lighten", "darken", "mean", "median")
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: stage is ``keyframes``, ``background`` or ``masks``."""
@@ -28,9 +28,10 @@ class RunResult:
 
     out_dir: Path
     keyframes: list[Path]
-    background: Path
+    background: Path | None  # None when every keyframe has its own (see ``backgrounds``)
     outputs: list[tuple[Path, Path]] = field(default_factory=list)
     errors: list[MagicmaskError] = field(default_factory=list)
+    backgrounds: dict[Path, Path] = field(default_factory=dict)  # each keyframe's background, when they differ
 
 
 def _stage(progress: Progress | None, stage: str, total: int):
@@ -56,6 +57,12 @@ def run(
     progress: Progress | None = None,
     jobs: int | None = None,
     force: bool = False,
+    *,
+    scheduler=None,
+    source: str = "keyframes",
+    window: float = 0.0,
+    match_exposure: bool = False,
+    samples: int | None = None,
 ) -> RunResult:
     """Run the blog's whole recipe on one video.
 
@@ -71,9 +78,11 @@ def run(
         The video file.
     out_dir : path
         Where keyframes (``t01.tiff``...), the background and the outputs go.
-    background : {'first', 'lighten'} or path
+    background : {'first', 'lighten', 'darken', 'mean', 'median'} or path
         ``first``: the first keyframe, ``out_dir/t01.tiff``, as in the blog. ``lighten``: the
-        per-pixel lightest of all keyframes, written as ``out_dir/background.tiff``. A path: that TIFF.
+        per-pixel lightest of all keyframes, written as ``out_dir/background.tiff``, as in the blog.
+        ``darken``, ``mean``, ``median``: those statistics per pixel (see :mod:`magicmask.statistics`).
+        A path: that TIFF.
     params : MaskParams
         The thresholds and blurs of the mask chain.
     engine : str
@@ -84,6 +93,22 @@ def run(
         Worker processes; all cores by default.
     force : bool
         Redo frames whose outputs are up to date (by default a re-run only does what is missing).
+    scheduler : str or distributed.Client, optional
+        Run the background and the masks on this Dask cluster (``tcp://HOST:8786``); ffmpeg runs
+        here and workers get the keyframes' bytes. Needs the ``dask`` extra.
+    source : {'keyframes', 'video'}
+        Which frames feed the background's statistic: the keyframes (as in the blog) or every decoded
+        frame of the video, streamed from ffmpeg.
+    window : float
+        Seconds. 0: one background for the run. Otherwise each keyframe gets its own background
+        (``NAME-background.tiff``) from the frames within ``window/2`` of it.
+    match_exposure : bool
+        Shift the background's brightness to each keyframe's (per-channel median offset) before the mask.
+    samples : int, optional
+        The most frames a median holds (evenly sampled); bounds memory (see :mod:`magicmask.statistics`).
+
+    Whatever the background, each mask is what the seed's ``convert`` chain makes from the frame and the
+    background file written for it.
 
     Notes
     -----
@@ -99,6 +124,9 @@ def run(
     custom = os.fspath(background) not in BACKGROUNDS
     if custom:
         background_path = check_tiff(background, "background")
+    seed_like = source == "keyframes" and not window and not match_exposure
+    if not seed_like or background in ("darken", "mean", "median"):
+        return _run_with_statistics(video, out_dir, background, params, engine, progress, jobs, force, scheduler, source, window, match_exposure, samples)
     keyframes = Keyframes(video, out_dir)
     extracted = _stage(progress, "keyframes", 0)
 
@@ -114,7 +142,7 @@ def run(
             keyframes.close()
         target = out_dir / BACKGROUND_NAME
         if force or not _newer_than_all(target, frames):
-            lighten_background(frames, target, _stage(progress, "background", len(frames)), engine, jobs)
+            lighten_background(frames, target, _stage(progress, "background", len(frames)), engine, jobs, scheduler=scheduler)
         background_path, source = target, frames
     elif custom:
         source = stream()
@@ -128,7 +156,7 @@ def run(
         source = itertools.chain([background_path], source)
     errors: list[MagicmaskError] = []
     try:
-        mask_frames(source, background_path, out_dir, params, _stage(progress, "masks", 0), errors.append, engine, jobs, force)
+        mask_frames(source, background_path, out_dir, params, _stage(progress, "masks", 0), errors.append, engine, jobs, force, scheduler=scheduler)
     finally:
         keyframes.close()  # on interruption: ffmpeg stopped, its temporary folder removed
     frames = keyframes.finish((MASK_SUFFIX, CLEAN_SUFFIX))
@@ -137,6 +165,33 @@ def run(
     failed = {error.path for error in errors}
     outputs = [output_paths(frame, out_dir) for frame in frames if os.fspath(frame) not in failed]
     return RunResult(out_dir, frames, background_path, outputs, errors)
+
+
+def _run_with_statistics(video, out_dir, background, params, engine, progress, jobs, force, scheduler, source, window, match_exposure, samples) -> RunResult:
+    """:func:`run` with a background from :func:`magicmask.statistics.make_backgrounds`: every keyframe is
+    extracted first, then the backgrounds are made (one, or one per keyframe), then the masks."""
+    from magicmask.statistics import DEFAULT_SAMPLES, make_backgrounds
+
+    keyframes = Keyframes(video, out_dir)
+    extracted = _stage(progress, "keyframes", 0)
+    try:
+        for _ in keyframes:
+            extracted()
+    finally:
+        keyframes.close()
+    frames = keyframes.finish()
+
+    def step(done, total):
+        if progress is not None:
+            progress("background", done, total)
+
+    backgrounds = make_backgrounds(video, frames, out_dir, background, source, window, match_exposure, samples or DEFAULT_SAMPLES, step, engine=engine, jobs=jobs)
+    errors: list[MagicmaskError] = []
+    mask_frames(frames, backgrounds, out_dir, params, _stage(progress, "masks", len(frames)), errors.append, engine, jobs, force, scheduler=scheduler)
+    distinct = set(backgrounds.values())
+    failed = {error.path for error in errors}
+    outputs = [output_paths(frame, out_dir) for frame in frames if os.fspath(frame) not in failed]
+    return RunResult(out_dir, frames, distinct.pop() if len(distinct) == 1 else None, outputs, errors, backgrounds)
 
 
 def _newer_than_all(target: Path, inputs: list[Path]) -> bool:

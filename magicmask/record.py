@@ -31,7 +31,9 @@ from magicmask.params import MaskParams
 
 RECORD_NAME = "magicmask.json"
 FORMAT = "magicmask-record/1"
-BACKGROUND_MODES = ("first", "lighten")
+BACKGROUND_MODES = ("first", "lighten", "darken", "mean", "median")
+FOLDS = {"lighten": "black", "darken": "white"}  # -compose OP: the -background colour, as the seed's lighten
+STATISTICS = ("mean", "median")  # made by magicmask.statistics: no convert command of the seed's
 _KEYFRAME_NAME = re.compile(r"t\d{2,}\.tiff")
 
 
@@ -85,10 +87,14 @@ def recipe(video: str | os.PathLike, keyframes: list[str], background: str, para
     if not keyframes:
         raise MagicmaskError("a recipe needs at least one keyframe")
     width = len(keyframes[0]) - len("t.tiff")
-    extract = keyframes_command(os.fspath(video), f"t%0{width}d.tiff", pix_fmt)
+    pattern = f"t%0{width}d.tiff"
+    extract = keyframes_command(os.fspath(video), pattern, pix_fmt)
+    extract[-1] = "file:" + pattern  # the output, relative: the commands run inside the folder
     fold = None
-    if background == "lighten":
-        fold = [convert, *keyframes, "-background", "black", "-compose", "lighten", "-flatten", BACKGROUND_NAME]
+    if background in FOLDS:
+        fold = [convert, *keyframes, "-background", FOLDS[background], "-compose", background, "-flatten", BACKGROUND_NAME]
+        base = BACKGROUND_NAME
+    elif background in STATISTICS:  # background.tiff, made by magicmask.statistics, is an input of the loop
         base = BACKGROUND_NAME
     elif background == "first":
         base = keyframes[0]
@@ -133,7 +139,7 @@ def build(
     params = MaskParams(options["threshold"], options["blur"], options["threshold2"], options["blur2"])
     made = recipe(video, names, options["background"], params, pix_fmt)
     outputs = list(names)
-    if options["background"] == "lighten":
+    if options["background"] in (*FOLDS, *STATISTICS):
         outputs.append(BACKGROUND_NAME)
     for name in names:
         outputs += [path.name for path in output_paths(name)]
@@ -366,7 +372,13 @@ def _rerun_convert(ours: Recipe, keyframes: list[str], background: str, record: 
             results[name] = ("failed", exc.message)
             return results
         shutil.copyfile(source, work / name)
-    if background not in BACKGROUND_MODES:
+    if background in STATISTICS:  # made by no convert command: the folder's file (checked by hash) is the input
+        try:
+            check_tiff(folder / BACKGROUND_NAME, "background")
+        except MagicmaskError as exc:
+            return {BACKGROUND_NAME: ("failed", exc.message)}
+        shutil.copyfile(folder / BACKGROUND_NAME, work / BACKGROUND_NAME)
+    elif background not in BACKGROUND_MODES:
         recorded = record.get("inputs", {}).get("background", {})
         if not Path(background).is_file() or sha256(background) != recorded.get("sha256"):
             return {name: ("not re-run", "the background TIFF is gone or changed; checked by hash only") for name in record["outputs"]}

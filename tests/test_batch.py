@@ -175,3 +175,14 @@ def test_check_without_a_record_says_how_to_get_one(tmp_path):
     assert result.exit_code == 1 and "no magicmask.json" in result.output and "magicmask run" in result.output
     frames = invoke("check", *golden_frames("walk")[:2])
     assert frames.exit_code == 1 and "--background" in frames.output
+
+
+def test_a_statistics_background_is_recorded_and_its_loop_rechecked(tmp_path):
+    """--background mean (magicmask.statistics): background.tiff is checked by hash, the convert loop re-run on it."""
+    assert invoke("run", GOLDEN / "walk.mp4", GOLDEN / "walk10.mp4", "-o", tmp_path, "-b", "mean", "--no-sheet", "-q").exit_code == 0
+    record = json.loads((tmp_path / "walk" / RECORD_NAME).read_text())
+    assert record["options"]["background"] == "mean" and "background.tiff" in record["outputs"]
+    assert not any("-flatten background.tiff" in line for line in record["commands"])
+    rows = {row.name: row for row in verify(tmp_path / "walk", jobs=2)}
+    assert rows["background.tiff"].ok and rows["background.tiff"].rerun == "not re-run"
+    assert all(row.ok for row in rows.values()) and rows["t03-mask.tiff"].rerun == "identical"

@@ -3,7 +3,7 @@
 import pytest
 from typer.testing import CliRunner
 
-from conftest import GOLDEN, golden_frames, leftovers, visible
+from conftest import GOLDEN, golden_frames, visible
 from magicmask import __version__
 from magicmask.cli import app
 from magicmask.compare import compare_files

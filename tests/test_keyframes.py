@@ -19,14 +19,22 @@ def test_keyframes_are_written_as_rgb_of_the_sources_depth(source, expected):
     assert keyframe_pix_fmt(source) == expected
 
 
-def test_keyframes_command_is_the_seeds_with_passthrough_and_rgb():
-    args = keyframes_command("in put.mp4", "t%02d.tiff", "rgb24")
+def test_keyframes_command_is_the_seeds_with_passthrough_and_rgb(tmp_path):
+    args = keyframes_command(tmp_path / "in put.mp4", tmp_path / "t%02d.tiff", "rgb24")
     assert args[0] == "ffmpeg"
     joined = " ".join(args)
-    assert "-skip_frame nokey -i in put.mp4" in joined
+    assert f"-skip_frame nokey -i file:{tmp_path}/in put.mp4" in joined
     assert "-fps_mode passthrough" in joined and "-pix_fmt rgb24" in joined and "-f image2" in joined
-    assert args[-1] == "t%02d.tiff"
+    assert args[-1] == f"file:{tmp_path}/t%02d.tiff"
     assert "-r" not in args and "-vsync" not in args
+
+
+def test_ffmpeg_names_are_file_urls_with_percent_escaped_in_folders():
+    from magicmask.keyframes import file_url
+
+    assert file_url("/v/-dash.mp4") == "file:/v/-dash.mp4"
+    assert file_url("/v/a:b.mp4") == "file:/v/a:b.mp4"
+    assert file_url("/v%d/x/%09d.tiff", pattern=True) == "file:/v%%d/x/%09d.tiff"
 
 
 def test_names_keep_the_seeds_two_digits_up_to_99_then_widen():

@@ -48,7 +48,7 @@ def test_frame_name_drops_the_last_extension_only():
 
 
 def test_earlier_outputs_are_not_frames():
-    paths = ["t01.tiff", "t01-mask.tiff", "background.tiff", "t02.tiff", "t01.tiff", ".magicmask-t03-x.tiff"]
+    paths = ["t01.tiff", "t01-mask.tiff", "background.tiff", "t02.tiff", "t01.tiff", ".magicmask-t03-x.tiff", "t02-background.tiff"]
     assert [p.name for p in select_frames(paths)] == ["t01.tiff", "t02.tiff"]
 
 

@@ -76,6 +76,11 @@ _ENGINE_HINT = "the native engine reads 8- or 16-bit gray or RGB TIFFs without a
 # lazy imports: numba, tifffile and Pillow load only when an image is processed
 
 
+THREADS = True
+"""Frames may be rendered in threads of one process: the kernels release the GIL (``nogil``), and so
+do Pillow's and tifffile's codecs; one process pays Numba's start-up once."""
+
+
 def _kernels():
     from magicmask.engines import _native_kernels
 

@@ -25,6 +25,10 @@ else:
     _IMPORT_ERROR = None
 
 
+THREADS = False
+"""Frames are rendered in worker processes, each with one ImageMagick thread."""
+
+
 def _need_wand():
     if _IMPORT_ERROR is not None:
         raise MagicmaskError(
@@ -34,7 +38,7 @@ def _need_wand():
 
 
 def read_tiff(path: str | os.PathLike, role: str = "frame") -> "Image":
-    """Read one TIFF image with the decoder fixed to TIFF (``tiff:PATH``), never chosen by content.
+    """Read one TIFF image with the decoder fixed to TIFF, never chosen by content.
 
     Raises
     ------
@@ -44,7 +48,13 @@ def read_tiff(path: str | os.PathLike, role: str = "frame") -> "Image":
     _need_wand()
     path = check_tiff(path, role)
     try:
-        image = Image(filename="tiff:" + os.fspath(path))
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MagicmaskError(f"cannot read {role}: {exc.strerror}", path, "check the file") from None
+    try:
+        # from memory, with the coder fixed: no file name reaches ImageMagick, so none of its
+        # name syntax ([0], globs, %d, "coder:") can apply, and no other decoder can be chosen
+        image = Image(blob=data, format="tiff")
     except (WandException, WandRuntimeError) as exc:
         reason = str(exc).split(" @ ")[0].strip() or type(exc).__name__
         raise MagicmaskError(f"cannot decode {role} as TIFF: {reason}", path, "the file is damaged; re-extract it") from exc
@@ -187,7 +197,7 @@ class Fold:
         """The flattened image as TIFF or JPEG bytes."""
         if self.canvas is None:
             raise MagicmaskError("no frames to flatten", hint="pass TIFF frames, e.g. t*.tiff")
-        return _encode(self.canvas, format)
+        return encode(self.canvas, format)
 
     def close(self) -> None:
         if self.canvas is not None:
@@ -209,7 +219,7 @@ def save_jpeg(image: "Image", path: str | os.PathLike) -> None:
     image.save(filename="jpeg:" + os.fspath(path))
 
 
-def _encode(image: "Image", format: str) -> bytes:
+def encode(image: "Image", format: str) -> bytes:
     """``image`` as the bytes ``save_tiff``/``save_jpeg`` write (through a file: a TIFF blob may differ by one
     alignment byte from the file ``convert`` writes)."""
     save = save_jpeg if format in ("jpeg", "jpg") else save_tiff
@@ -268,9 +278,9 @@ def render_frame(background: "Image", frame: str | os.PathLike, params: MaskPara
     with read_tiff(frame) as image:
         check_same_size(background, image, frame, background_path)
         with mask_image(background, image, params) as mask:
-            mask_bytes = _encode(mask, "tiff")
+            mask_bytes = encode(mask, "tiff")
             with as_read_back(mask) as read_back, clean_image(image, read_back) as clean:
-                clean_bytes = _encode(clean, "jpeg")
+                clean_bytes = encode(clean, "jpeg")
     return mask_bytes, clean_bytes
 
 

@@ -1,0 +1,601 @@
+"""Better backgrounds: statistics over frames, per run or per keyframe window, and exposure matching.
+
+The seed ends on a wish: "It is possible to get a better result by creating an average image from the
+entire video (and not only the keyframes), but this would also take very much longer." This module
+computes such backgrounds, exactly and in bounded memory, and hands them to the seed's own mask chain
+unchanged: given the background a frame is masked with, its mask is what
+``convert BG FRAME -compose difference -composite -threshold 5% -blur 0x3 -threshold 20% -blur 0x3``
+makes from that file.
+
+Statistics (``method``), per channel and per pixel, on the stored integer values:
+
+- ``lighten`` / ``darken``: maximum / minimum (``-compose lighten|darken -flatten``). From keyframes this
+  is :func:`magicmask.background.flatten` itself; from the video a NumPy fold.
+- ``mean``: ``(2 * sum + n) // (2 * n)``, the mean rounded half up, exact in integers.
+- ``median``: the lower median, ``sorted(values)[(n - 1) // 2]``: an exact integer, a value that occurs.
+- ``first``: the first keyframe, as in the seed; or a PATH: that TIFF.
+
+Frames (``source``): the ``keyframes`` (as the seed does) or every decoded frame of the ``video``,
+streamed from ffmpeg's raw pipe (:func:`magicmask.keyframes.iter_frames`): never written to disk, never
+held whole.
+
+Memory. ``lighten``, ``darken`` and ``mean`` over a whole run are folds: one accumulator of
+``W * H * C`` values (the frame's dtype for lighten/darken; 4 bytes for the mean of 8-bit frames, 8 for
+16-bit), whatever the length. ``median`` is exact over **evenly sampled frames**: of ``n`` frames, frame
+``i`` (from 0) is taken when ``(i * samples) % n < samples``, which takes exactly ``min(n, samples)``
+frames, evenly spread, the first one included; every frame when ``n <= samples``. Peak memory of a median::
+
+    F * (samples + 1)  +  threads * min(8 MB, F * samples)  +  about 4 F
+
+with ``F = W * H * C * B`` the bytes of one frame (``B`` = 1 for 8-bit frames, 2 for 16-bit ones): the
+sampled frames, the bands being partitioned (a few rows of every sample, 8 MB at most, one per thread),
+and the frame being read plus the background being written. For 1080p 8-bit video (F = 6.2 MB) and the
+default ``samples=100``: about 0.67 GB (1.3 GB for 16-bit), whatever the length of the video.
+
+Windows (``window`` seconds > 0): each keyframe gets its own background from the frames within
+``[t - window/2, t + window/2)`` of its time ``t``, the window slid to stay inside the video at its start
+and end (so every window holds ``window`` seconds of frames, and a window longer than the video is an
+error). From the video, one pass serves every window: a sliding buffer keeps the sampled frames (the rule
+above with ``n`` = frames per window) between the start of the oldest unfinished window and the current
+frame, so at most ``samples + 1`` frames, and each statistic of a window is computed over its sampled
+frames when its last frame arrives. With a window, ``lighten``, ``darken`` and ``mean`` are therefore over
+the sampled frames too (all frames when a window holds no more than ``samples``).
+
+Exposure matching (``match_exposure``): before differencing, the background of each keyframe is shifted
+per channel by the lower median of ``frame - background`` over all its pixels (alpha left alone), a
+robust offset that a moving figure covering less than half of the frame does not sway; the shifted
+background is written as ``NAME-background.tiff`` and fed to the unchanged chain.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from magicmask import keyframes as kf
+from magicmask.engines import DEFAULT_ENGINE
+from magicmask.engines import wand
+from magicmask.errors import MagicmaskError
+from magicmask.execute import default_jobs, resolve_jobs
+from magicmask.files import BACKGROUND_NAME, BACKGROUND_SUFFIX, check_tiff, frame_name, select_frames, write_atomic
+from magicmask.params import MaskParams
+
+STATISTICS = ("lighten", "darken", "mean", "median")
+METHODS = ("first", *STATISTICS)
+SOURCES = ("keyframes", "video")
+DEFAULT_SAMPLES = 100
+"""Per-keyframe backgrounds are written as ``NAME-background.tiff`` (``t01-background.tiff``)."""
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: frames read so far (and per-keyframe backgrounds written), of ``total``."""
+
+_BAND_BYTES = 8 << 20  # bytes of one working band of a median (all samples of a few rows)
+_EPS = 1e-6  # seconds: timestamps from ffprobe have microsecond resolution
+
+
+# --- Frames as arrays, backgrounds as TIFF files ------------------------------------------------------
+
+
+def _raw_format(gray: bool, alpha: bool) -> tuple[str, int]:
+    return {(True, False): ("gray", 1), (True, True): ("graya", 2), (False, False): ("rgb", 3), (False, True): ("rgba", 4)}[(gray, alpha)]
+
+
+def read_frame(path: str | os.PathLike, role: str = "frame") -> np.ndarray:
+    """The pixels of a TIFF frame as ImageMagick reads them: ``(height, width, channels)``.
+
+    ``uint8`` for frames of 8 bits or fewer, ``uint16`` for deeper ones; channels are gray (1),
+    gray+alpha (2), RGB (3) or RGBA (4), the same layouts :data:`magicmask.keyframes.RAW_FORMATS` reads.
+    """
+    with wand.read_tiff(path, role) as image:
+        width, height = image.size
+        raw_format, channels = _raw_format(image.colorspace == "gray", bool(image.alpha_channel))
+        depth = 16 if image.depth > 8 else 8
+        with image.clone() as copy:
+            copy.depth = depth
+            copy.options["endian"] = "LSB"
+            raw = copy.make_blob(raw_format)
+    return np.frombuffer(raw, dtype="<u2" if depth == 16 else np.uint8).reshape(height, width, channels)
+
+
+def write_background(pixels: np.ndarray, path: str | os.PathLike, template: str | os.PathLike) -> Path:
+    """Write ``pixels`` as a TIFF in the form of ``template`` (a keyframe): same size, depth, channels, compression.
+
+    The image is a clone of the template with every pixel replaced (``-compose copy``), as the seed's
+    ``-flatten`` makes ``background.tiff`` a clone of the first frame; the file is written atomically.
+
+    Raises
+    ------
+    MagicmaskError
+        When ``pixels`` does not have the template's size and channels.
+    """
+    from wand.image import Image
+
+    with wand.read_tiff(template) as image:
+        width, height = image.size
+        raw_format, channels = _raw_format(image.colorspace == "gray", bool(image.alpha_channel))
+        depth = 16 if image.depth > 8 else 8
+        if pixels.shape != (height, width, channels):
+            raise MagicmaskError(f"background is {pixels.shape[1]}x{pixels.shape[0]}x{pixels.shape[2]} but the frames are {width}x{height}x{channels}", template, "use frames of one video")
+        data = np.ascontiguousarray(pixels, dtype="<u2" if depth == 16 else np.uint8).tobytes()
+        with Image() as raw:
+            raw.options["endian"] = "LSB"
+            raw.read(blob=data, format=raw_format, width=width, height=height, depth=depth)
+            with image.clone() as out:
+                out.composite(raw, left=0, top=0, operator="copy")
+                blob = out.make_blob("tiff")
+    return write_atomic(path, blob)
+
+
+def background_path(frame: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """``out_dir/NAME-background.tiff``: where the background of one keyframe is written."""
+    return Path(out_dir) / f"{frame_name(frame)}{BACKGROUND_SUFFIX}"
+
+
+# --- The statistics -----------------------------------------------------------------------------------
+
+
+def taken(index: int, count: int, samples: int) -> bool:
+    """Whether frame ``index`` of ``count`` is among the ``samples`` evenly sampled ones.
+
+    Frame ``i`` is taken when ``(i * samples) % count < samples``: exactly ``min(count, samples)`` of any
+    ``count`` consecutive frames, evenly spread, frame 0 included.
+    """
+    return count <= samples or (index * samples) % count < samples
+
+
+def lower_median(frames: Sequence[np.ndarray], threads: int | None = None) -> np.ndarray:
+    """The per-pixel, per-channel lower median of ``frames``: ``sorted(values)[(n - 1) // 2]``.
+
+    Exact, in the frames' dtype. Computed in bands of rows (at most ``_BAND_BYTES`` of samples each),
+    partitioned in ``threads`` threads (all cores by default): NumPy releases the GIL while it copies and
+    partitions.
+    """
+    if not frames:
+        raise MagicmaskError("no frames for a median")
+    n = len(frames)
+    first = frames[0]
+    if n == 1:
+        return first.copy()
+    kth = (n - 1) // 2
+    height = first.shape[0]
+    row_bytes = first[0].nbytes * n
+    rows = max(1, min(height, _BAND_BYTES // max(row_bytes, 1)))
+    out = np.empty_like(first)
+
+    def band(top: int) -> None:
+        bottom = min(height, top + rows)
+        stack = np.stack([frame[top:bottom] for frame in frames])
+        stack.partition(kth, axis=0)
+        out[top:bottom] = stack[kth]
+
+    threads = threads or default_jobs()
+    tops = range(0, height, rows)
+    if threads <= 1 or len(tops) == 1:
+        for top in tops:
+            band(top)
+    else:
+        with cf.ThreadPoolExecutor(threads) as pool:
+            list(pool.map(band, tops))
+    return out
+
+
+class Fold:
+    """A running ``lighten``, ``darken`` or ``mean`` over frames, in constant memory.
+
+    ``lighten``/``darken`` keep the per-channel maximum/minimum; ``mean`` keeps the sum (``uint32`` for
+    8-bit frames, enough for 16 million frames; ``uint64`` for 16-bit ones) and rounds half up at the end.
+    """
+
+    def __init__(self, method: str):
+        if method not in ("lighten", "darken", "mean"):
+            raise MagicmaskError(f"{method!r} is not a fold", hint="use lighten, darken or mean")
+        self.method = method
+        self.value: np.ndarray | None = None
+        self.dtype: np.dtype | None = None
+        self.count = 0
+
+    def add(self, frame: np.ndarray) -> None:
+        if self.value is None:
+            self.dtype = frame.dtype
+            if self.method == "mean":
+                self.value = frame.astype(np.uint32 if frame.dtype.itemsize == 1 else np.uint64)
+            else:
+                self.value = frame.copy()
+        elif frame.shape != self.value.shape:
+            raise MagicmaskError(f"frame is {frame.shape[1]}x{frame.shape[0]} but the first frame is {self.value.shape[1]}x{self.value.shape[0]}", hint="use frames of one video")
+        elif self.method == "lighten":
+            np.maximum(self.value, frame, out=self.value)
+        elif self.method == "darken":
+            np.minimum(self.value, frame, out=self.value)
+        else:
+            np.add(self.value, frame, out=self.value)
+        self.count += 1
+
+    def result(self) -> np.ndarray:
+        if self.value is None:
+            raise MagicmaskError("no frames for a background")
+        if self.method != "mean":
+            return self.value.copy()
+        n = np.uint64(self.count)
+        out = np.empty(self.value.shape, self.dtype)
+        for top in range(0, out.shape[0], 64):  # in bands of rows: no full-size 64-bit temporaries
+            band = self.value[top : top + 64].astype(np.uint64)
+            band *= 2
+            band += n
+            band //= 2 * n
+            out[top : top + 64] = band
+        return out
+
+
+def statistic(frames: Iterable[np.ndarray], method: str, count: int | None = None, samples: int = DEFAULT_SAMPLES, threads: int | None = None) -> np.ndarray:
+    """One background from ``frames``: their ``lighten``, ``darken``, ``mean`` or ``median``.
+
+    Folds see every frame; the median sees the evenly sampled ones (:func:`taken`, with ``count`` the
+    number of frames, or every frame when ``count`` is not given: hold them in memory yourself then).
+
+    Raises
+    ------
+    MagicmaskError
+        For an unknown method, no frame, or a median of a single frame.
+    """
+    if method not in STATISTICS:
+        raise MagicmaskError(f"unknown statistic {method!r}", hint=f"use one of: {', '.join(STATISTICS)}")
+    if method != "median":
+        fold = Fold(method)
+        for frame in frames:
+            fold.add(frame)
+        return fold.result()
+    kept = [frame for index, frame in enumerate(frames) if count is None or taken(index, count, samples)]
+    if not kept:
+        raise MagicmaskError("no frames for a background")
+    if len(kept) == 1:
+        raise MagicmaskError("a median of a single frame is that frame", hint="use more frames (--from video), or --background first")
+    return lower_median(kept, threads)
+
+
+# --- Windows ------------------------------------------------------------------------------------------
+
+
+def window_bounds(centre: float, window: float, start: float, end: float) -> tuple[float, float]:
+    """The window ``[centre - window/2, centre + window/2)``, slid to lie within ``[start, end)``."""
+    lower = min(max(centre - window / 2.0, start), end - window)
+    return lower, lower + window
+
+
+def window_ranges(
+    times: np.ndarray,
+    centres: Iterable[float],
+    window: float,
+    start: float | None = None,
+    end: float | None = None,
+) -> list[tuple[int, int]]:
+    """For each centre, the indices ``[i0, i1)`` of the ``times`` within its window (see :func:`window_bounds`).
+
+    ``times`` are sorted frame times; the video spans ``[start, end)``: by default from the first time to
+    the last time plus the median frame step.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    start = float(times[0]) if start is None else start
+    if end is None:
+        step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+        end = float(times[-1]) + step
+    ranges = []
+    for centre in centres:
+        lower, upper = window_bounds(float(centre), window, start, end)
+        ranges.append((int(np.searchsorted(times, lower - _EPS)), int(np.searchsorted(times, upper - _EPS))))
+    return ranges
+
+
+def _window_statistics(
+    frames: Iterable[np.ndarray],
+    ranges: list[tuple[int, int]],
+    method: str,
+    samples: int,
+    tick: Callable[[], None],
+    threads: int | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(k, background)`` for each window ``ranges[k]`` (sorted) as its last frame arrives, in one pass.
+
+    A sliding buffer holds the sampled frames from the start of the oldest unfinished window up to the
+    current frame: at most ``samples + 1`` of them. Decoding stops once the last window is done.
+    """
+    longest = max(i1 - i0 for i0, i1 in ranges)
+    buffer: collections.deque[tuple[int, np.ndarray]] = collections.deque()
+    k = 0
+    last: tuple[tuple[int, int], np.ndarray] | None = None
+    for index, frame in enumerate(frames):
+        tick()
+        if index >= ranges[k][0] and taken(index, longest, samples):
+            buffer.append((index, frame))
+        while k < len(ranges) and ranges[k][1] - 1 <= index:
+            if last is not None and last[0] == ranges[k]:
+                yield k, last[1]
+            else:
+                i0, i1 = ranges[k]
+                chosen = [f for i, f in buffer if i0 <= i < i1]
+                if method == "median" and len(chosen) == 1:
+                    raise MagicmaskError("a median of a single frame is that frame: the window holds one frame", hint="use a longer --window")
+                last = (ranges[k], statistic(chosen, method, threads=threads))
+                del chosen  # or its frames would outlive the buffer until the next window
+                yield k, last[1]
+            k += 1
+            while buffer and k < len(ranges) and buffer[0][0] < ranges[k][0]:
+                buffer.popleft()
+        if k == len(ranges):
+            return
+    raise MagicmaskError(f"the video ended before window {k + 1} of {len(ranges)}: ffmpeg decoded fewer frames than ffprobe listed", hint="re-encode the video")
+
+
+# --- Exposure -----------------------------------------------------------------------------------------
+
+
+def exposure_offset(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Per channel, the lower median of ``frame - background`` over all pixels (0 for alpha).
+
+    A robust brightness offset: pixels a moving figure covers are outliers, and do not sway it while
+    they are fewer than half of the frame.
+    """
+    if frame.shape != background.shape or frame.dtype != background.dtype:
+        raise MagicmaskError(
+            f"frame is {frame.shape[1]}x{frame.shape[0]}x{frame.shape[2]} {frame.dtype} but the background is "
+            f"{background.shape[1]}x{background.shape[0]}x{background.shape[2]} {background.dtype}",
+            hint="exposure matching needs a background of the frames' size, depth and channels",
+        )
+    channels = frame.shape[2]
+    diff = (frame.astype(np.int32) - background.astype(np.int32)).reshape(-1, channels)
+    kth = (diff.shape[0] - 1) // 2
+    offset = np.partition(diff, kth, axis=0)[kth].astype(np.int64)
+    if channels in (2, 4):
+        offset[-1] = 0
+    return offset
+
+
+def exposure_matched(background: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(shifted background, offset)``: ``background + exposure_offset(frame, background)``, clipped to the range."""
+    offset = exposure_offset(frame, background)
+    top = np.iinfo(background.dtype).max
+    shifted = np.clip(background.astype(np.int64) + offset, 0, top).astype(background.dtype)
+    return shifted, offset
+
+
+# --- The entry points ---------------------------------------------------------------------------------
+
+
+def _check_options(method, source, window, samples) -> None:
+    if source not in SOURCES:
+        raise MagicmaskError(f"unknown source {source!r}", hint=f"use one of: {', '.join(SOURCES)}")
+    if not isinstance(window, (int, float)) or window < 0 or window != window:
+        raise MagicmaskError(f"window {window!r} is not a number of seconds >= 0", hint="use e.g. --window 4, or 0 for one background")
+    if int(samples) != samples or samples < 2:
+        raise MagicmaskError(f"samples {samples!r} is below 2", hint="use e.g. --samples 100")
+    if window > 0 and method not in STATISTICS:
+        raise MagicmaskError(f"--window needs a statistic, not {method!r}", hint=f"use one of: {', '.join(STATISTICS)}")
+
+
+def _check_path_background(path: Path, first: Path) -> Path:
+    check_tiff(path, "background")
+    with wand.read_tiff(path, "background") as background, wand.read_tiff(first) as frame:
+        if background.size != frame.size:
+            (bw, bh), (fw, fh) = background.size, frame.size
+            raise MagicmaskError(f"background is {bw}x{bh} but the frames are {fw}x{fh}", path, "use a background of the video's size")
+    return path
+
+
+def make_backgrounds(
+    video: str | os.PathLike | None,
+    keyframes: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    method: str | os.PathLike = "median",
+    source: str = "video",
+    window: float = 0.0,
+    match_exposure: bool = False,
+    samples: int = DEFAULT_SAMPLES,
+    progress: Progress | None = None,
+    *,
+    engine: str = DEFAULT_ENGINE,
+    jobs: int | None = None,
+) -> dict[Path, Path]:
+    """The background of every keyframe: one for the run, one per keyframe window, exposure-matched or not.
+
+    Parameters
+    ----------
+    video : path or None
+        The video the keyframes come from. Needed for ``source='video'`` and for windows (keyframe times).
+    keyframes : sequence of paths
+        The keyframes (``t01.tiff``...) as :func:`magicmask.keyframes.extract_keyframes` wrote them; the
+        first one is the template of the backgrounds' form (depth, channels, compression).
+    out_dir : path
+        Where backgrounds are written: ``background.tiff`` for one background, ``NAME-background.tiff`` for
+        a keyframe's own (windowed or exposure-matched) background.
+    method : {'first', 'lighten', 'darken', 'mean', 'median'} or path
+        The statistic (see the module's notes), ``first`` (the first keyframe, as the seed), or a TIFF file.
+    source : {'video', 'keyframes'}
+        Which frames feed the statistic: every decoded frame of the video, or the keyframes.
+    window : float
+        Seconds. 0: one background for the run. Otherwise each keyframe's own background, from the
+        frames within ``window/2`` of it (the window slid to stay inside the video).
+    match_exposure : bool
+        Shift each keyframe's background per channel by the median of ``frame - background``.
+    samples : int
+        The most frames a median (or a windowed statistic) holds; see the memory formula in the module notes.
+    progress : callable, optional
+        ``progress(done, total)``: frames read, then per-keyframe backgrounds written.
+    engine, jobs
+        For ``lighten``/``darken`` of keyframes (:func:`magicmask.background.flatten`); ``jobs`` also bounds
+        the threads of a median.
+
+    Returns
+    -------
+    dict
+        ``{keyframe: background file}`` for every keyframe, in keyframe order.
+
+    Raises
+    ------
+    MagicmaskError
+        For a window longer than the video, a median of a single frame, a PATH background of another
+        size, or anything ffmpeg or ImageMagick cannot read.
+
+    Examples
+    --------
+    >>> frames = extract_keyframes("in.mp4", "out")                                   # doctest: +SKIP
+    >>> backgrounds = make_backgrounds("in.mp4", frames, "out", "median", "video", window=4)  # doctest: +SKIP
+    >>> mask_with_backgrounds(backgrounds, "out")                                      # doctest: +SKIP
+    """
+    keyframes = select_frames(keyframes)
+    if not keyframes:
+        raise MagicmaskError("no keyframes to make backgrounds for", hint="extract keyframes first")
+    custom = os.fspath(method) not in METHODS
+    _check_options(method, source, window, samples)
+    out_dir = Path(out_dir)
+    threads = resolve_jobs(jobs)
+    first = keyframes[0]
+    if custom:
+        _check_path_background(Path(method), first)
+    needs_video = (not custom and method != "first" and source == "video") or window > 0
+    if needs_video and video is None:
+        raise MagicmaskError("this background needs the video", hint="pass the video the keyframes come from")
+
+    info = times = None
+    if needs_video:
+        times = kf.frame_times(video)
+        info = kf.video_info(video, times)
+        if window > info.duration + _EPS:
+            raise MagicmaskError(f"window of {window:g} s is longer than the video ({info.duration:g} s)", video, f"use a window of at most {info.duration:g} s, or 0 for one background")
+
+    per_keyframe = window > 0 or match_exposure
+    if custom or method == "first":
+        reads = 0
+    else:
+        reads = info.frames if source == "video" else len(keyframes)
+    total = reads + (len(keyframes) if per_keyframe else 0)
+    done = 0
+
+    def tick(_path=None) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(min(done, total), total)
+
+    if progress is not None:
+        progress(0, total)
+
+    backgrounds: dict[Path, Path] = {}
+    held: dict[Path, np.ndarray] = {}  # a background file's pixels, read once for exposure matching
+
+    def settle(frame: Path, pixels: np.ndarray | None = None, path: Path | None = None) -> None:
+        """Record (and write) the background of one keyframe, shifted to its exposure if asked."""
+        if match_exposure:
+            if pixels is None:
+                if path not in held:
+                    held.clear()
+                    held[path] = read_frame(path, "background")
+                pixels = held[path]
+            shifted, offset = exposure_matched(pixels, read_frame(frame))
+            if offset.any() or path is None:
+                path = write_background(shifted, background_path(frame, out_dir), first)
+        elif path is None:
+            path = write_background(pixels, background_path(frame, out_dir), first)
+        backgrounds[frame] = path
+        if per_keyframe:
+            tick()
+
+    if window == 0:
+        if custom:
+            base = Path(method)
+        elif method == "first":
+            base = first
+        elif source == "keyframes" and method in ("lighten", "darken"):
+            from magicmask.background import flatten
+
+            base = flatten(keyframes, out_dir / BACKGROUND_NAME, method, progress=tick, engine=engine, jobs=jobs)
+        else:
+            if source == "keyframes":
+                frames = (read_frame(path) for path in keyframes)
+                count = len(keyframes)
+            else:
+                frames = kf.iter_frames(video, info=info)
+                count = info.frames
+            with contextlib.closing(frames):  # stops ffmpeg if anything fails half-way
+                pixels = statistic(_ticking(frames, tick), method, count, samples, threads)
+            base = write_background(pixels, out_dir / BACKGROUND_NAME, first)
+        for frame in keyframes:
+            settle(frame, path=base)
+    else:
+        centres = kf.keyframe_times(video)
+        if len(centres) != len(keyframes):
+            raise MagicmaskError(f"the video has {len(centres)} keyframes but {len(keyframes)} were given", video, "pass the keyframes of this video, all of them")
+        start, end = float(times[0]), float(times[0]) + info.duration
+        if source == "keyframes":
+            for frame, (i0, i1) in zip(keyframes, window_ranges(centres, centres, window, start, end)):
+                chosen = keyframes[i0:i1]
+                if method == "median" and len(chosen) == 1:
+                    raise MagicmaskError(f"a median of a single frame is that frame: the window holds only {chosen[0].name}", frame, "use a longer --window, or --from video")
+                if method in ("lighten", "darken"):
+                    from magicmask.background import flatten
+
+                    settle(frame, path=flatten(chosen, background_path(frame, out_dir), method, engine=engine, jobs=1))
+                else:
+                    arrays = (read_frame(path) for path in chosen)
+                    settle(frame, pixels=statistic(arrays, method, len(chosen), samples, threads))
+                tick()
+        else:
+            ranges = window_ranges(times, centres, window, start, end)
+            empty = [frame.name for frame, (i0, i1) in zip(keyframes, ranges) if i1 <= i0]
+            if empty:
+                raise MagicmaskError(f"the window around {empty[0]} holds no frame", video, "use a window of at least one frame's duration")
+            with contextlib.closing(kf.iter_frames(video, info=info)) as frames:
+                for k, result in _window_statistics(frames, ranges, method, samples, tick, threads):
+                    settle(keyframes[k], pixels=result)
+    if progress is not None:
+        progress(total, total)
+    return {frame: backgrounds[frame] for frame in keyframes}
+
+
+def _ticking(frames: Iterable[np.ndarray], tick: Callable[[], None]) -> Iterator[np.ndarray]:
+    for frame in frames:
+        tick()
+        yield frame
+
+
+def mask_with_backgrounds(
+    backgrounds: Mapping[str | os.PathLike, str | os.PathLike],
+    out_dir: str | os.PathLike | None = None,
+    params: MaskParams = MaskParams(),
+    progress: Callable[[Path], None] | None = None,
+    on_error: Callable[[MagicmaskError], None] | None = None,
+    engine: str = DEFAULT_ENGINE,
+    jobs: int | None = None,
+) -> list[tuple[Path, Path]]:
+    """The seed's loop, each frame against its own background: ``NAME-mask.tiff`` and ``NAME-clean.jpg``.
+
+    Every frame goes through the same chain as :func:`magicmask.masks.mask_frames` (one
+    :class:`magicmask.masks.FrameJob` rendered by :func:`magicmask.masks.render` on every core, the files
+    written by this process), so each mask is what::
+
+        convert BACKGROUND FRAME -compose difference -composite -threshold 5% -blur 0x3 -threshold 20% -blur 0x3 NAME-mask.tiff
+
+    writes with that frame's background. Outputs are always redone.
+
+    Parameters
+    ----------
+    backgrounds : mapping
+        ``{frame: background TIFF}``, as :func:`make_backgrounds` returns it.
+    out_dir : path, optional
+        Where to write; beside each frame by default.
+    params, progress, on_error, engine, jobs
+        As for :func:`magicmask.masks.mask_frames`.
+
+    Returns
+    -------
+    list of (Path, Path)
+        The outputs of every frame that succeeded, in frame order.
+    """
+    from magicmask.masks import mask_frames
+
+    return mask_frames(list(backgrounds), backgrounds, out_dir, params, progress, on_error, engine, jobs, force=True)

@@ -1,0 +1,146 @@
+"""The dask backend: a real local cluster (scheduler and two worker processes on 127.0.0.1) writes the same
+files as a local run, survives a worker killed mid-run, and names the frame when one fails."""
+
+import os
+import signal
+import sys
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from conftest import GOLDEN, leftovers, visible  # noqa: E402
+from magicmask import cluster as cluster_module  # noqa: E402
+from magicmask.background import keyframe_display, lighten_background  # noqa: E402
+from magicmask.cli import app  # noqa: E402
+from magicmask.compare import compare_files  # noqa: E402
+from magicmask.errors import MagicmaskError  # noqa: E402
+from magicmask.keyframes import extract_keyframes  # noqa: E402
+from magicmask.masks import mask_frames  # noqa: E402
+from magicmask.pipeline import run  # noqa: E402
+from magicmask.sample import make_sample_video  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two single-threaded worker processes, each under a nanny that restarts it when it dies."""
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, worker_dashboard_address=None
+    ) as cluster, distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    """24 keyframes of 480x360: enough work for a worker to be killed while the others go on."""
+    folder = tmp_path_factory.mktemp("dask-frames")
+    video = make_sample_video(folder / "sample.mp4", width=480, height=360, count=48, keyint=2)
+    return extract_keyframes(video, folder / "frames")
+
+
+def written(folder):
+    """The files a run wrote, its record and contact sheet left out (only ``magicmask run`` writes them)."""
+    return {name: (folder / name).read_bytes() for name in visible(folder) if name not in ("magicmask.json", "sheet.jpg")}
+
+
+@pytest.mark.parametrize("engine", ["native", "wand"])
+def test_masks_on_a_cluster_are_the_local_runs_bytes(client, sample_frames, engine, tmp_path):
+    local = mask_frames(sample_frames, sample_frames[0], tmp_path / "local", engine=engine, jobs=1)
+    seen = []
+    remote = mask_frames(sample_frames, sample_frames[0], tmp_path / "dask", progress=seen.append, engine=engine, scheduler=client)
+    assert [(m.name, c.name) for m, c in remote] == [(m.name, c.name) for m, c in local]
+    assert written(tmp_path / "dask") == written(tmp_path / "local")
+    assert len(written(tmp_path / "dask")) == 2 * len(sample_frames)
+    assert sorted(seen) == sorted(sample_frames)
+    assert leftovers(tmp_path) == []
+
+
+def test_backgrounds_are_a_tree_of_partial_folds_with_the_local_bytes(client, frames, tmp_path, monkeypatch):
+    assert len(frames) == 24
+    lighten_background(frames, tmp_path / "local.tiff", jobs=1)
+    keyframe_display(frames, tmp_path / "local.jpg", jobs=1)
+    folded = []
+    lighten_background(frames, tmp_path / "dask.tiff", progress=folded.append, scheduler=client)
+    keyframe_display(frames, tmp_path / "dask.jpg", scheduler=client)
+    assert (tmp_path / "dask.tiff").read_bytes() == (tmp_path / "local.tiff").read_bytes()
+    assert (tmp_path / "dask.jpg").read_bytes() == (tmp_path / "local.jpg").read_bytes()
+    assert sorted(folded) == sorted(frames)
+    # one frame per fold: 24 leaves combined pairwise, in uneven order
+    monkeypatch.setattr(cluster_module, "CHUNK", 1)
+    lighten_background(frames[:13], tmp_path / "tree.tiff", scheduler=client)
+    lighten_background(frames[:13], tmp_path / "tree-local.tiff", jobs=1)
+    assert (tmp_path / "tree.tiff").read_bytes() == (tmp_path / "tree-local.tiff").read_bytes()
+
+
+@pytest.mark.parametrize("video", ["walk", "walk10"])
+def test_run_on_a_cluster_from_the_command_line_matches_the_seed(client, video, tmp_path):
+    address = client.scheduler.address
+    result = CliRunner().invoke(app, ["run", str(GOLDEN / f"{video}.mp4"), "-o", str(tmp_path / "dask"), "-b", "lighten", "--backend", "dask", "--scheduler", address, "-q"])
+    assert result.exit_code == 0, result.output
+    run(GOLDEN / f"{video}.mp4", tmp_path / "local", "lighten", jobs=1)
+    assert written(tmp_path / "dask") == written(tmp_path / "local")
+    for name in visible(tmp_path / "dask"):
+        if name.endswith(("-mask.tiff", "-clean.jpg")) or name == "background.tiff":
+            assert compare_files(tmp_path / "dask" / name, GOLDEN / video / "lighten" / name).identical, name
+
+
+def test_a_worker_killed_mid_run_loses_no_frame(client, frames, tmp_path):
+    mask_frames(frames, frames[0], tmp_path / "local", engine="wand", jobs=1)
+    killed = []
+
+    def kill_a_busy_worker(frame):
+        if killed:
+            return
+        busy = [address for address, keys in client.processing().items() if keys]
+        pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+        os.kill(pid, signal.SIGKILL)
+        killed.append((pid, len(done)))
+
+    done = []
+    mask_frames(frames, frames[0], tmp_path / "dask", progress=lambda f: (done.append(f), kill_a_busy_worker(f)), engine="wand", scheduler=client)
+    pid, finished_then = killed[0]
+    assert finished_then < len(frames), "the worker must die mid-run"
+    assert sorted(done) == sorted(frames)
+    assert written(tmp_path / "dask") == written(tmp_path / "local")
+    assert leftovers(tmp_path) == []
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it, for the following tests
+    assert pid not in client.run(os.getpid).values()
+
+
+def test_a_bad_frame_on_a_worker_is_named_and_the_others_are_written(client, sample_frames, tmp_path):
+    bad = tmp_path / "frames" / "t99.tiff"
+    bad.parent.mkdir()
+    bad.write_bytes(sample_frames[1].read_bytes()[:300])  # a TIFF header, then nothing
+    errors = []
+    done = mask_frames([*sample_frames, bad], sample_frames[0], tmp_path / "out", on_error=errors.append, scheduler=client)
+    assert len(done) == len(sample_frames)
+    assert [error.path for error in errors] == [str(bad)]
+    assert "\n" not in str(errors[0]) and "magicmask-" not in str(errors[0])
+    assert str(errors[0]).startswith(f"{bad}: cannot decode frame as TIFF")
+    with pytest.raises(MagicmaskError) as folding:
+        lighten_background([*sample_frames, bad], tmp_path / "bg.tiff", scheduler=client)
+    assert folding.value.path == str(bad) and "magicmask-" not in str(folding.value)
+
+
+def test_without_the_dask_extra_the_backend_says_how_to_install_it(sample_frames, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(MagicmaskError, match=r"pip install 'magicmask\[dask\]'"):
+        mask_frames(sample_frames, sample_frames[0], tmp_path, scheduler="tcp://127.0.0.1:8786")
+    frames = [str(frame) for frame in sample_frames]
+    for command in (["masks", *frames, "-b", frames[0]], ["background", *frames], ["display", *frames], ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "run")]):
+        result = CliRunner().invoke(app, [*command, "--backend", "dask", "--scheduler", "tcp://127.0.0.1:8786", "-q"])
+        assert result.exit_code == 1
+        assert result.output == "error: the dask backend needs dask.distributed, which is not installed (install it with: pip install 'magicmask[dask]')\n"
+    assert not (tmp_path / "run").exists(), "refused before any work"
+
+
+def test_backend_and_scheduler_go_together(sample_frames):
+    frame = str(sample_frames[0])
+    result = CliRunner().invoke(app, ["masks", frame, "-b", frame, "--backend", "dask", "-q"])
+    assert result.exit_code == 1 and "--backend dask needs --scheduler" in result.output
+    result = CliRunner().invoke(app, ["masks", frame, "-b", frame, "--scheduler", "tcp://127.0.0.1:8786", "-q"])
+    assert result.exit_code == 1 and "add --backend dask" in result.output
+    result = CliRunner().invoke(app, ["masks", frame, "-b", frame, "--backend", "spark", "-q"])
+    assert result.exit_code == 1 and "use one of: loky, dask" in result.output

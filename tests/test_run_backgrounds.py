@@ -1,0 +1,62 @@
+"""`run` with the better backgrounds: whatever background is used for a frame, its mask is what convert makes from it."""
+
+import pytest
+
+from conftest import GOLDEN
+from magicmask.check import find_convert, run_seed_loop
+from magicmask.compare import compare_files
+from magicmask.errors import MagicmaskError
+from magicmask.pipeline import run
+
+
+def assert_masks_match_convert(result, tmp_path):
+    convert = find_convert()
+    for frame in result.keyframes:
+        background = result.backgrounds.get(frame, result.background)
+        mask, clean = run_seed_loop([frame], background, tmp_path / "convert" / frame.stem, convert=convert)[0]
+        assert compare_files(result.out_dir / mask.name, mask).identical, frame.name
+        assert (result.out_dir / clean.name).read_bytes() == clean.read_bytes(), frame.name
+
+
+@pytest.mark.parametrize(
+    "background, options",
+    [
+        ("median", dict(source="video")),
+        ("mean", dict(source="keyframes")),
+        ("darken", dict(source="video")),
+        ("median", dict(source="video", window=0.8)),
+        ("median", dict(source="video", match_exposure=True)),
+        ("lighten", dict(source="keyframes", window=0.8, match_exposure=True)),
+    ],
+)
+def test_masks_are_convert_s_for_the_background_used(background, options, tmp_path):
+    result = run(GOLDEN / "walk.mp4", tmp_path / "out", background, **options)
+    assert not result.errors and len(result.outputs) == 5
+    per_keyframe = options.get("window") or options.get("match_exposure")
+    if per_keyframe:
+        assert result.backgrounds and all(path.exists() for path in result.backgrounds.values())
+    else:
+        assert result.background == tmp_path / "out" / "background.tiff"
+    assert_masks_match_convert(result, tmp_path)
+
+
+def test_median_of_every_frame_removes_the_walking_figure(tmp_path):
+    """On the sample the figure never stays: the median of every frame is the empty scene (the first
+    frame, up to the codec's noise), while the figure covers far more of any keyframe."""
+    import numpy as np
+
+    from magicmask.compare import image_facts
+
+    def far_from_empty(path):
+        empty = image_facts(tmp_path / "t01.tiff").pixels[..., :3].astype(int)
+        pixels = image_facts(path).pixels[..., :3].astype(int)
+        return float(np.mean(np.abs(pixels - empty).max(axis=-1) > 20 * 257))
+
+    median = run(GOLDEN / "walk.mp4", tmp_path, "median", source="video").background
+    assert far_from_empty(median) < 0.001
+    assert far_from_empty(tmp_path / "t03.tiff") > 0.02
+
+
+def test_a_window_longer_than_the_video_is_refused(tmp_path):
+    with pytest.raises(MagicmaskError, match="longer than the video"):
+        run(GOLDEN / "walk.mp4", tmp_path, "median", source="video", window=60)
