@@ -643,6 +643,28 @@ def render_frame(background: Picture, frame: str | os.PathLike, params: MaskPara
     return mask_bytes, clean_jpeg(picture, read_back)
 
 
+def warm_up(depths: tuple[int, ...] = (8,)) -> None:
+    """Load Numba's compiled kernels (about a second from its cache) and the codecs, on a tiny image.
+
+    Meant for a background thread started before the first frame is ready, so that the cost overlaps
+    with ffmpeg's work instead of delaying the first mask.
+    """
+    import tempfile
+
+    tifffile = _tifffile()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="magicmask-warm-") as folder:
+        for depth in depths:
+            dtype = np.uint8 if depth == 8 else np.uint16
+            top = np.iinfo(dtype).max
+            paths = []
+            for name in ("a", "b"):
+                path = Path(folder) / f"{name}{depth}.tiff"
+                tifffile.imwrite(path, rng.integers(0, top, size=(9, 7, 3), dtype=dtype), photometric="rgb", compression="packbits")
+                paths.append(path)
+            render_frame(load_background(paths[0]), paths[1])
+
+
 class Fold:
     """A running ``-background COLOUR -compose OP -flatten`` over frames, one frame in memory at a time.
 
