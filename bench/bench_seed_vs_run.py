@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import MAGICMASK, OUT, USER_ENV, clip, fresh, identical_outputs, mb, measure, median, seed_loop_script
+from common import MAGICMASK, OUT, USER_ENV, clip, fresh, identical_outputs, machine_parallelism, mb, measure, median, seed_loop_script
 
 
 def main():
@@ -44,6 +44,7 @@ def main():
         print()
 
     base = median(times["seed loop"])
+    print(f"\nthis machine: two CPU-bound processes together run {machine_parallelism():.2f}x as fast as one (2.00 on two free cores)")
     print()
     print("| command | median time | vs seed loop | peak memory | outputs identical to the seed loop's |")
     print("|---|---|---|---|---|")

@@ -110,6 +110,23 @@ def identical_outputs(ours: Path, reference: Path) -> tuple[int, list[str]]:
     return len(names), differing
 
 
+_BURN = "import time\nt = time.perf_counter()\nx = 0\nfor i in range(10_000_000):\n    x += i\nprint(time.perf_counter() - t)\n"
+
+
+def machine_parallelism() -> float:
+    """How much faster two CPU-bound processes finish together than one after the other (2.0 on two
+    free cores): shared or throttled virtual cores show here, and bound every parallel speed-up."""
+    def together(n: int) -> float:
+        start = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", _BURN], stdout=subprocess.DEVNULL) for _ in range(n)]
+        for p in procs:
+            p.wait()
+        return time.perf_counter() - start
+
+    one = together(1)
+    return 2 * one / together(2)
+
+
 def median(values) -> float:
     return statistics.median(values)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from magicmask.background import lighten_background
-from magicmask.engines import DEFAULT_ENGINE
+from magicmask.engines import DEFAULT_ENGINE, get_engine
 from magicmask.errors import MagicmaskError
 from magicmask.files import BACKGROUND_NAME, CLEAN_SUFFIX, MASK_SUFFIX, check_tiff, output_paths
 from magicmask.keyframes import Keyframes
@@ -121,6 +122,7 @@ def run(
         Keyframes, background and outputs; ``errors`` holds frames that failed (the others are done).
     """
     out_dir = Path(out_dir)
+    _warm_up(engine)
     custom = os.fspath(background) not in BACKGROUNDS
     if custom:
         background_path = check_tiff(background, "background")
@@ -192,6 +194,20 @@ def _run_with_statistics(video, out_dir, background, params, engine, progress, j
     failed = {error.path for error in errors}
     outputs = [output_paths(frame, out_dir) for frame in frames if os.fspath(frame) not in failed]
     return RunResult(out_dir, frames, distinct.pop() if len(distinct) == 1 else None, outputs, errors, backgrounds)
+
+
+def _warm_up(engine: str) -> None:
+    """Let the engine load what it needs (Numba's kernels) in a thread while ffmpeg starts."""
+    warm_up = getattr(get_engine(engine), "warm_up", None)
+    if warm_up is not None:
+        threading.Thread(target=_quietly, args=(warm_up,), name="magicmask-warm-up", daemon=True).start()
+
+
+def _quietly(function) -> None:
+    try:
+        function()
+    except Exception:  # only a head start: any real problem shows on the first frame
+        pass
 
 
 def _newer_than_all(target: Path, inputs: list[Path]) -> bool:

@@ -211,7 +211,9 @@ def read_picture(path: str | os.PathLike, role: str = "frame") -> Picture:
             for offset, count in zip(page.dataoffsets, page.databytecounts):
                 if count and offset + count > size:
                     raise MagicmaskError(f"cannot decode {role} as TIFF: the image data is truncated", path, "the file is damaged; re-extract it")
-            samples = page.asarray()
+            samples = _pillow_samples(path, page) if bits == 8 and int(page.planarconfig) == 1 else None
+            if samples is None:
+                samples = page.asarray()
             if samples_per_pixel == 3 and int(page.planarconfig) == 2:
                 samples = np.moveaxis(samples, 0, -1)
             samples = samples.reshape(page.imagelength, page.imagewidth, samples_per_pixel)
@@ -237,6 +239,21 @@ def read_picture(path: str | os.PathLike, role: str = "frame") -> Picture:
         raise MagicmaskError(f"cannot decode {role} as TIFF: {reason}", path, "the file is damaged; re-extract it") from exc
     finally:
         _QUIET.local.reading = False
+
+
+def _pillow_samples(path: Path, page) -> np.ndarray | None:
+    """8-bit samples decoded by Pillow, whose codecs release the GIL (tifffile decodes strip by strip
+    under it), so frames decode in parallel threads; None when Pillow cannot read the file as expected."""
+    from PIL import Image
+
+    try:
+        with Image.open(path, formats=["TIFF"]) as image:
+            if image.mode not in ("L", "RGB") or image.size != (page.imagewidth, page.imagelength):
+                return None
+            image.load()
+            return np.asarray(image)
+    except Exception:  # the tifffile path reports damaged files
+        return None
 
 
 def check_same_size(background: Picture, frame: Picture, frame_path, background_path=None) -> None:
@@ -662,6 +679,28 @@ def render_frame(background: Picture, frame: str | os.PathLike, params: MaskPara
     mask = mask_quantum(background, picture, params)
     mask_bytes, read_back = mask_file(background, mask)
     return mask_bytes, clean_jpeg(picture, read_back)
+
+
+def warm_up(depths: tuple[int, ...] = (8,)) -> None:
+    """Load Numba's compiled kernels (about a second from its cache) and the codecs, on a tiny image.
+
+    Meant for a background thread started before the first frame is ready, so that the cost overlaps
+    with ffmpeg's work instead of delaying the first mask.
+    """
+    import tempfile
+
+    tifffile = _tifffile()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="magicmask-warm-") as folder:
+        for depth in depths:
+            dtype = np.uint8 if depth == 8 else np.uint16
+            top = np.iinfo(dtype).max
+            paths = []
+            for name in ("a", "b"):
+                path = Path(folder) / f"{name}{depth}.tiff"
+                tifffile.imwrite(path, rng.integers(0, top, size=(9, 7, 3), dtype=dtype), photometric="rgb", compression="packbits")
+                paths.append(path)
+            render_frame(load_background(paths[0]), paths[1])
 
 
 class Fold:
