@@ -29,7 +29,7 @@ from magicmask.files import BACKGROUND_NAME, CLEAN_SUFFIX, MASK_SUFFIX, check_ti
 from magicmask.keyframes import Keyframes, keyframe_count
 from magicmask.masks import FrameJob, _Resume, render
 from magicmask.params import MaskParams
-from magicmask.pipeline import BACKGROUNDS, _newer_than_all
+from magicmask.pipeline import BACKGROUNDS, _newer_than_all, _warm_up
 from magicmask.statistics import make_backgrounds
 
 STATISTICS = ("darken", "mean", "median")  # the backgrounds magicmask.statistics makes (lighten is the seed's)
@@ -188,6 +188,7 @@ def run_videos(
         does not stop it.
     """
     module = get_engine(engine)
+    _warm_up(engine)  # Numba's kernels load in a thread while ffmpeg starts, as for one run
     custom = os.fspath(background) not in BACKGROUNDS
     if custom:
         background = check_tiff(background, "background")
