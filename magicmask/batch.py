@@ -30,7 +30,7 @@ from magicmask.keyframes import Keyframes, keyframe_count
 from magicmask.masks import FrameJob, _Resume, render
 from magicmask.params import MaskParams
 from magicmask.pipeline import BACKGROUNDS, _newer_than_all, _warm_up
-from magicmask.statistics import make_backgrounds
+from magicmask.statistics import DEFAULT_SAMPLES, check_options, make_backgrounds
 
 STATISTICS = ("darken", "mean", "median")  # the backgrounds magicmask.statistics makes (lighten is the seed's)
 
@@ -142,6 +142,10 @@ def run_videos(
     on_video: Callable[[VideoRun], None] | None = None,
     *,
     scheduler=None,
+    source: str = "keyframes",
+    window: float = 0.0,
+    match_exposure: bool = False,
+    samples: int | None = None,
 ) -> list[VideoRun]:
     """Run the blog's recipe on every video of ``runs`` (see :func:`plan`), all frames on one pool of workers.
 
@@ -173,6 +177,9 @@ def run_videos(
     scheduler : str or distributed.Client, optional
         Render the masks on this Dask cluster (see :func:`magicmask.cluster.render_frames`), one video
         after the other; keyframes and backgrounds are made here.
+    source, window, match_exposure, samples
+        The better backgrounds, as for :func:`magicmask.pipeline.run`: statistics over every frame of the
+        video, per-keyframe windows, exposure matching (see :func:`magicmask.statistics.make_backgrounds`).
 
     Returns
     -------
@@ -192,7 +199,10 @@ def run_videos(
     custom = os.fspath(background) not in BACKGROUNDS
     if custom:
         background = check_tiff(background, "background")
-    options = records.options_of(background, params, engine, sheet)
+    options = records.options_of(background, params, engine, sheet, source=source, window=window, match_exposure=match_exposure, samples=samples)
+    better = dict(source=source, window=window, match_exposure=match_exposure, samples=samples)
+    if source != "keyframes" or window or match_exposure:  # options that concern every video: refused up front
+        check_options(background if custom else os.fspath(background), source, window, samples or DEFAULT_SAMPLES)
     videos = [_Video(run, 0) for run in runs]
     owner: dict[Path, _Video] = {}
     stop = threading.Event()
@@ -248,7 +258,7 @@ def run_videos(
                 finish(video, UP_TO_DATE)
                 continue
             try:
-                for job in _frame_jobs(video, background, params, engine, force, frame_done):
+                for job in _frame_jobs(video, background, params, engine, force, frame_done, **better):
                     owner[job.frame] = video
                     video.outstanding += 1
                     yield job
@@ -293,11 +303,17 @@ def _estimate(video: Path) -> int:
         return 0  # reported when the video is run
 
 
-def _frame_jobs(video: _Video, background, params: MaskParams, engine: str, force: bool, frame_done) -> Iterator[FrameJob]:
+def _frame_jobs(video: _Video, background, params: MaskParams, engine: str, force: bool, frame_done, source="keyframes", window=0.0, match_exposure=False, samples=None) -> Iterator[FrameJob]:
     """The frames of one video still to do, as jobs for the workers (as :func:`magicmask.pipeline.run` picks them)."""
     run = video.run
     keyframes = video.keyframes = Keyframes(run.video, run.folder)
-    if background == "lighten":
+    own: dict[Path, Path] = {}
+    if source != "keyframes" or window or match_exposure:  # better backgrounds: every keyframe first
+        frames = list(keyframes)
+        own = make_backgrounds(run.video, frames, run.folder, background, source, window, match_exposure, samples or DEFAULT_SAMPLES, engine=engine, jobs=1)
+        distinct = set(own.values())
+        base, source = (distinct.pop() if len(distinct) == 1 else run.folder), iter(frames)
+    elif background == "lighten":
         frames = list(keyframes)
         target = run.folder / BACKGROUND_NAME
         if force or not _newer_than_all(target, frames):
@@ -316,10 +332,10 @@ def _frame_jobs(video: _Video, background, params: MaskParams, engine: str, forc
             raise MagicmaskError("ffmpeg found no keyframe in the video", run.video, "check that the video decodes (ffplay), or re-encode it")
         source = itertools.chain([base], source)
     run.background = base
-    resume = _Resume([base], params, force)
+    resume = _Resume(sorted(set(own.values())) or [base], params, force)
     for frame in iter_frames(source):
         mask, clean = output_paths(frame, run.folder)
-        job = FrameJob(frame, mask, clean, base, params, engine)
+        job = FrameJob(frame, mask, clean, own.get(frame, base), params, engine)
         if resume.done(job):
             frame_done(video)
         else:

@@ -231,7 +231,11 @@ def masks(
 def run(
     video: Annotated[list[Path], typer.Argument(help="The video file(s); several (or a glob) make a batch, one folder each.", show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for keyframes, background and outputs; with several videos, the ROOT of one folder per video (ROOT/STEM).", show_default=False)],
-    background_choice: Annotated[str, typer.Option("--background", "-b", help="first (the first keyframe, as in the blog), lighten (writes background.tiff), or the path of a TIFF.")] = "first",
+    background_choice: Annotated[str, typer.Option("--background", "-b", help="first (the first keyframe, as in the blog), lighten (as in the blog), darken, mean, median, or the path of a TIFF.")] = "first",
+    source: Annotated[str, typer.Option("--from", help="Frames feeding the background: keyframes (as in the blog) or video (every decoded frame, streamed).")] = "keyframes",
+    window: Annotated[float, typer.Option("--window", help="Seconds: each keyframe gets its own background from the frames within WINDOW/2 of it (0: one background).")] = 0.0,
+    match_exposure: Annotated[bool, typer.Option("--match-exposure", help="Shift the background's brightness to each keyframe's before the mask.")] = False,
+    samples: Annotated[int, typer.Option("--samples", help="The most frames a median holds (evenly sampled): memory is about SAMPLES frames.")] = 100,
     threshold: Threshold = "5%",
     blur: Blur = "0x3",
     threshold2: Threshold2 = "20%",
@@ -251,10 +255,11 @@ def run(
     A re-run skips finished videos and frames.
     """
     cluster = _scheduler(backend, scheduler)
-    _run_videos(video, output, background_choice, _params(threshold, blur, threshold2, blur2), engine, jobs, force, sheet, quiet, cluster)
+    better = dict(source=source, window=window, match_exposure=match_exposure, samples=samples)
+    _run_videos(video, output, background_choice, _params(threshold, blur, threshold2, blur2), engine, jobs, force, sheet, quiet, cluster, better)
 
 
-def _run_videos(videos, output, background_choice, params, engine, jobs, force, sheet, quiet, cluster) -> None:
+def _run_videos(videos, output, background_choice, params, engine, jobs, force, sheet, quiet, cluster, better=None) -> None:
     """``run``: one video straight into OUTPUT, or a batch into OUTPUT/STEM with a line per video and a table."""
     from magicmask.batch import VideoRun, expand, plan, run_videos
 
@@ -274,7 +279,7 @@ def _run_videos(videos, output, background_choice, params, engine, jobs, force, 
             out.print(f"{item.status:<10} {item.video} -> {item.folder}: {item.keyframes} keyframes, {item.seconds:.1f} s", soft_wrap=True)
 
     with _progress(quiet) as update:
-        runs = run_videos(runs, background_choice, params, engine, update, jobs, force, sheet, finished, scheduler=cluster)
+        runs = run_videos(runs, background_choice, params, engine, update, jobs, force, sheet, finished, scheduler=cluster, **(better or {}))
     if len(runs) == 1:
         item = runs[0]
         if item.error is not None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from magicmask import __version__
 from magicmask.errors import MagicmaskError
 from magicmask.execute import resolve_jobs
-from magicmask.files import BACKGROUND_NAME, check_tiff, output_paths, write_atomic
+from magicmask.files import BACKGROUND_NAME, BACKGROUND_SUFFIX, check_tiff, output_paths, write_atomic
 from magicmask.params import MaskParams
 
 RECORD_NAME = "magicmask.json"
@@ -46,12 +46,20 @@ def sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def options_of(background: str | os.PathLike, params: MaskParams, engine: str, sheet: bool) -> dict:
-    """The options that decide a run's outputs, as recorded (a custom background as an absolute path)."""
+def options_of(background: str | os.PathLike, params: MaskParams, engine: str, sheet: bool, *, source: str = "keyframes", window: float = 0.0, match_exposure: bool = False, samples: int | None = None) -> dict:
+    """The options that decide a run's outputs, as recorded (a custom background as an absolute path;
+    the better backgrounds' options only when they are used)."""
     mode = os.fspath(background)
     if mode not in BACKGROUND_MODES:
         mode = os.fspath(Path(mode).resolve())
-    return {"background": mode, "threshold": params.threshold, "blur": params.blur, "threshold2": params.threshold2, "blur2": params.blur2, "engine": engine, "sheet": sheet}
+    options = {"background": mode, "threshold": params.threshold, "blur": params.blur, "threshold2": params.threshold2, "blur2": params.blur2, "engine": engine, "sheet": sheet}
+    from magicmask.statistics import DEFAULT_SAMPLES
+
+    if samples == DEFAULT_SAMPLES or mode != "median":
+        samples = None  # only a median's sample count changes what is made
+    better = {"from": source, "window": window, "match_exposure": match_exposure, "samples": samples}
+    options.update({key: value for key, value in better.items() if value not in ("keyframes", 0, 0.0, False, None)})
+    return options
 
 
 @dataclass(frozen=True)
@@ -139,10 +147,13 @@ def build(
     params = MaskParams(options["threshold"], options["blur"], options["threshold2"], options["blur2"])
     made = recipe(video, names, options["background"], params, pix_fmt)
     outputs = list(names)
-    if options["background"] in (*FOLDS, *STATISTICS):
+    if (folder / BACKGROUND_NAME).is_file() and options["background"] in (*FOLDS, *STATISTICS):
         outputs.append(BACKGROUND_NAME)
     for name in names:
         outputs += [path.name for path in output_paths(name)]
+        own = folder / f"{Path(name).stem}{BACKGROUND_SUFFIX}"  # a keyframe's own background (windows, exposure)
+        if own.is_file():
+            outputs.append(own.name)
     outputs += [Path(path).name for path in extra]
     stat = video.stat()
     record = {
@@ -362,6 +373,9 @@ def _rerun_keyframes(ours: Recipe, video: str, record: dict, folder: Path, work:
 
 
 def _rerun_convert(ours: Recipe, keyframes: list[str], background: str, record: dict, folder: Path, work: Path, convert: str, jobs, compare_files, progress) -> dict:
+    options = record.get("options", {})
+    if options.get("window") or options.get("match_exposure"):
+        return {name: ("not re-run", "each keyframe has its own background; checked by hash only") for name in record["outputs"]}
     results: dict[str, tuple[str, str]] = {}
     work.mkdir(parents=True)
     for name in keyframes:  # the folder's keyframes are the inputs; convert chooses a decoder by content

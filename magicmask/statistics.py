@@ -367,7 +367,7 @@ def exposure_matched(background: np.ndarray, frame: np.ndarray) -> tuple[np.ndar
 # --- The entry points ---------------------------------------------------------------------------------
 
 
-def _check_options(method, source, window, samples) -> None:
+def check_options(method, source, window, samples) -> None:
     if source not in SOURCES:
         raise MagicmaskError(f"unknown source {source!r}", hint=f"use one of: {', '.join(SOURCES)}")
     if not isinstance(window, (int, float)) or window < 0 or window != window:
@@ -451,7 +451,7 @@ def make_backgrounds(
     if not keyframes:
         raise MagicmaskError("no keyframes to make backgrounds for", hint="extract keyframes first")
     custom = os.fspath(method) not in METHODS
-    _check_options(method, source, window, samples)
+    check_options(method, source, window, samples)
     out_dir = Path(out_dir)
     threads = resolve_jobs(jobs)
     first = keyframes[0]

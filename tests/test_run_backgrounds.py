@@ -60,3 +60,26 @@ def test_median_of_every_frame_removes_the_walking_figure(tmp_path):
 def test_a_window_longer_than_the_video_is_refused(tmp_path):
     with pytest.raises(MagicmaskError, match="longer than the video"):
         run(GOLDEN / "walk.mp4", tmp_path, "median", source="video", window=60)
+
+
+def test_cli_run_with_better_backgrounds_writes_a_record_that_checks(tmp_path):
+    from typer.testing import CliRunner
+
+    from magicmask.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(out), "-b", "median", "--from", "video", "-q"])
+    assert result.exit_code == 0, result.output
+    assert (out / "background.tiff").exists() and (out / "sheet.jpg").exists()
+    import json
+
+    options = json.loads((out / "magicmask.json").read_text())["options"]
+    assert options["background"] == "median" and options["from"] == "video"
+    checked = runner.invoke(app, ["check", str(out), "-q"])
+    assert checked.exit_code == 0, checked.output
+    windowed = runner.invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "w"), "-b", "median", "--from", "video", "--window", "0.8", "--match-exposure", "-q"])
+    assert windowed.exit_code == 0, windowed.output
+    assert len(list((tmp_path / "w").glob("t*-background.tiff"))) >= 1
+    bad = runner.invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "b"), "-b", "first", "--window", "2"])
+    assert bad.exit_code == 1 and "--window needs a statistic" in bad.output
