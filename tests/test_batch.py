@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import GOLDEN, golden_frames, leftovers
-from magicmask.batch import VideoRun, expand, plan, run_videos
+from magicmask.batch import expand, plan, run_videos
 from magicmask.cli import app
 from magicmask.compare import compare_files
 from magicmask.record import RECORD_NAME, verify
