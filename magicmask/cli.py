@@ -176,7 +176,8 @@ def keyframes(
 def background(
     frames: Frames,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The background file [default: background.tiff beside the frames]")] = None,
-    method: Annotated[str, typer.Option("--method", help="lighten (the seed's, on a black canvas) or darken (on white).")] = "lighten",
+    method: Annotated[str, typer.Option("--method", help="lighten (the seed's, on a black canvas), darken (on white), mean or median.")] = "lighten",
+    samples: Annotated[int, typer.Option("--samples", help="The most frames a median holds (evenly sampled).")] = 100,
     engine: Engine = "native",
     jobs: Jobs = 0,
     quiet: Quiet = False,
@@ -185,13 +186,22 @@ def background(
 ):
     """Build a background: convert *.tiff -background black -compose lighten -flatten background.tiff."""
     from magicmask.background import flatten
+    from magicmask.errors import MagicmaskError
     from magicmask.files import BACKGROUND_NAME, select_frames
 
     cluster = _scheduler(backend, scheduler)
     chosen = select_frames(frames)
     target = output or (chosen[0].parent / BACKGROUND_NAME if chosen else Path(BACKGROUND_NAME))
     with _progress(quiet) as update:
-        written = flatten(chosen, target, method, progress=_counter(update, "background", len(chosen)), engine=engine, jobs=jobs, scheduler=cluster)
+        step = _counter(update, "background", len(chosen))
+        if method in ("mean", "median"):
+            from magicmask.statistics import frames_background
+
+            if cluster is not None:
+                raise MagicmaskError(f"--method {method} runs on this machine only", hint="drop --backend dask, or use lighten or darken")
+            written = frames_background(chosen, target, method, samples, step, jobs)
+        else:
+            written = flatten(chosen, target, method, progress=step, engine=engine, jobs=jobs, scheduler=cluster)
     out.print(f"background written to {written}", soft_wrap=True)
 
 

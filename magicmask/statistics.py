@@ -259,6 +259,45 @@ def statistic(frames: Iterable[np.ndarray], method: str, count: int | None = Non
     return lower_median(kept, threads)
 
 
+def frames_background(
+    frames: Iterable[str | os.PathLike],
+    output: str | os.PathLike,
+    method: str = "median",
+    samples: int = DEFAULT_SAMPLES,
+    progress: Callable[[Path], None] | None = None,
+    jobs: int | None = None,
+) -> Path:
+    """The ``mean`` or ``median`` (or ``lighten``/``darken``) of TIFF frames, written as a TIFF of their form.
+
+    What ``magicmask background FRAME... --method median`` writes: the frames are read one at a time;
+    the median holds at most ``samples`` of them, evenly sampled. Earlier outputs among ``frames`` are
+    skipped.
+
+    Raises
+    ------
+    MagicmaskError
+        For no frames, frames of different sizes, a median of a single frame, or an unreadable frame.
+    """
+    frames = select_frames(frames)
+    if not frames:
+        raise MagicmaskError("no frames for a background", hint="pass TIFF frames, e.g. t*.tiff")
+
+    def read() -> Iterator[np.ndarray]:
+        shape = None
+        for path in frames:
+            pixels = read_frame(path)
+            if shape is None:
+                shape = pixels.shape
+            elif pixels.shape != shape:
+                raise MagicmaskError(f"frame is {pixels.shape[1]}x{pixels.shape[0]} but {frames[0].name} is {shape[1]}x{shape[0]}", path, "use frames of one video")
+            if progress is not None:
+                progress(path)
+            yield pixels
+
+    pixels = statistic(read(), method, len(frames), samples, resolve_jobs(jobs))
+    return write_background(pixels, output, frames[0])
+
+
 # --- Windows ------------------------------------------------------------------------------------------
 
 

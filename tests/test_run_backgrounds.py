@@ -83,3 +83,25 @@ def test_cli_run_with_better_backgrounds_writes_a_record_that_checks(tmp_path):
     assert len(list((tmp_path / "w").glob("t*-background.tiff"))) >= 1
     bad = runner.invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "b"), "-b", "first", "--window", "2"])
     assert bad.exit_code == 1 and "--window needs a statistic" in bad.output
+
+
+@pytest.mark.parametrize("method", ["mean", "median"])
+def test_background_command_mean_and_median_of_frames(method, tmp_path):
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from conftest import golden_frames
+    from magicmask.cli import app
+    from magicmask.compare import image_facts
+    from magicmask.statistics import read_frame
+
+    frames = golden_frames("walk")
+    result = CliRunner().invoke(app, ["background", *map(str, frames), "-o", str(tmp_path / "bg.tiff"), "--method", method, "-q"])
+    assert result.exit_code == 0, result.output
+    stack = np.stack([read_frame(f).astype(np.int64) for f in frames])
+    expected = np.sort(stack, axis=0)[(len(frames) - 1) // 2] if method == "median" else (2 * stack.sum(axis=0) + len(frames)) // (2 * len(frames))
+    assert np.array_equal(read_frame(tmp_path / "bg.tiff"), expected.astype(np.uint8))
+    facts, first = image_facts(tmp_path / "bg.tiff"), image_facts(frames[0])
+    assert (facts.depth, facts.colorspace, facts.size) == (first.depth, first.colorspace, first.size)
+    single = CliRunner().invoke(app, ["background", str(frames[0]), "-o", str(tmp_path / "one.tiff"), "--method", "median"])
+    assert single.exit_code == 1 and "single frame" in single.output
