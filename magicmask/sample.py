@@ -41,11 +41,12 @@ def scene(width: int, height: int, seed: int = 7) -> np.ndarray:
     return np.clip(image, 0, 1)
 
 
-def _ellipse(y, x, cy, cx, ry, rx):
+def ellipse(y, x, cy, cx, ry, rx):
+    """Inside the ellipse centred on (cy, cx) with radii (ry, rx)."""
     return ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1.0
 
 
-def _limb(y, x, y0, x0, y1, x1, width):
+def limb(y, x, y0, x0, y1, x1, width):
     """A thick segment from (y0, x0) to (y1, x1)."""
     dy, dx = y1 - y0, x1 - x0
     t = np.clip(((y - y0) * dy + (x - x0) * dx) / max(dy * dy + dx * dx, 1e-9), 0, 1)
@@ -65,12 +66,12 @@ def figure_mask(width: int, height: int, t: float) -> np.ndarray:
         return shape
     y, x = np.mgrid[y0:y1, x0:x1].astype(np.float64)
     swing = np.sin(t * 7 * np.pi + 0.9)
-    part = _ellipse(y, x, cy - 62 * s, cx, 13 * s, 11 * s)  # head
-    part |= _ellipse(y, x, cy - 10 * s, cx, 38 * s, 17 * s)  # torso
-    part |= _limb(y, x, cy - 35 * s, cx, cy + 5 * s, cx + 32 * s * swing, 6 * s)  # arms
-    part |= _limb(y, x, cy - 35 * s, cx, cy - 5 * s, cx - 30 * s * swing, 6 * s)
-    part |= _limb(y, x, cy + 20 * s, cx, cy + 85 * s, cx + 20 * s * swing, 8 * s)  # legs
-    part |= _limb(y, x, cy + 20 * s, cx, cy + 85 * s, cx - 20 * s * swing, 8 * s)
+    part = ellipse(y, x, cy - 62 * s, cx, 13 * s, 11 * s)  # head
+    part |= ellipse(y, x, cy - 10 * s, cx, 38 * s, 17 * s)  # torso
+    part |= limb(y, x, cy - 35 * s, cx, cy + 5 * s, cx + 32 * s * swing, 6 * s)  # arms
+    part |= limb(y, x, cy - 35 * s, cx, cy - 5 * s, cx - 30 * s * swing, 6 * s)
+    part |= limb(y, x, cy + 20 * s, cx, cy + 85 * s, cx + 20 * s * swing, 8 * s)  # legs
+    part |= limb(y, x, cy + 20 * s, cx, cy + 85 * s, cx - 20 * s * swing, 8 * s)
     shape[y0:y1, x0:x1] = part
     return shape
 

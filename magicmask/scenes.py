@@ -22,7 +22,7 @@ import numpy as np
 
 from magicmask import keyframes
 from magicmask.files import atomic_path
-from magicmask.sample import scene as wall
+from magicmask.sample import ellipse, limb, scene as wall
 
 Path2D = Callable[[float], tuple[float, float]]
 """``path(t)``: the figure's centre at ``t`` seconds, as fractions of the frame's width and height."""
@@ -50,10 +50,10 @@ class Figure:
         y, x = np.mgrid[y0:y1, x0:x1].astype(np.float64)
         u, v = (x - cx) / s, (y - cy) / s  # figure units, centre at the waist
         swing = math.sin(2 * math.pi * self.step * t)
-        head = _ellipse(u, v, 0, -70, 11, 13)
-        torso = _ellipse(u, v, 0, -22, 21, 36)
-        arms = _limb(u, v, 0, -48, 32 * swing, -8, 6.5) | _limb(u, v, 0, -48, -30 * swing, -10, 6.5)
-        legs = _limb(u, v, 0, 8, 18 * swing, 86, 9) | _limb(u, v, 0, 8, -18 * swing, 86, 9)
+        head = ellipse(u, v, 0, -70, 11, 13)
+        torso = ellipse(u, v, 0, -22, 21, 36)
+        arms = limb(u, v, 0, -48, 32 * swing, -8, 6.5) | limb(u, v, 0, -48, -30 * swing, -10, 6.5)
+        legs = limb(u, v, 0, 8, 18 * swing, 86, 9) | limb(u, v, 0, 8, -18 * swing, 86, 9)
         shape = head | torso | arms | legs
         if not shape.any():
             return None
@@ -70,16 +70,6 @@ class Figure:
         stripes = 1.0 + 0.10 * (np.sin(v * 0.9 + u * 0.2) > 0.6) * upper
         colours *= (shade * stripes)[..., None]
         return slice(y0, y1), slice(x0, x1), shape, np.clip(colours, 0, 1)
-
-
-def _ellipse(u, v, cu, cv, ru, rv):
-    return ((u - cu) / ru) ** 2 + ((v - cv) / rv) ** 2 <= 1.0
-
-
-def _limb(u, v, u0, v0, u1, v1, width):
-    du, dv = u1 - u0, v1 - v0
-    t = np.clip(((u - u0) * du + (v - v0) * dv) / max(du * du + dv * dv, 1e-9), 0, 1)
-    return (u - (u0 + t * du)) ** 2 + (v - (v0 + t * dv)) ** 2 <= width * width
 
 
 @dataclass(frozen=True)
