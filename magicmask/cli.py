@@ -16,6 +16,7 @@ from rich.table import Table
 
 from magicmask import __version__
 from magicmask.errors import MagicmaskError
+from magicmask.execute import counter
 
 app = typer.Typer(
     name="magicmask",
@@ -101,21 +102,6 @@ def _progress(quiet: bool):
         yield update
 
 
-def _counter(update, stage: str, total: int):
-    """A per-file callback for library functions that report each file done."""
-    if update is None:
-        return None
-    done = 0
-    update(stage, 0, total)
-
-    def step(_path=None):
-        nonlocal done
-        done += 1
-        update(stage, done, total)
-
-    return step
-
-
 def _report_errors(errors) -> None:
     for exc in errors:
         err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
@@ -167,7 +153,7 @@ def keyframes(
 
     folder = output or Path(video.stem)
     with _progress(quiet) as update:
-        frames = extract_keyframes(video, folder, progress=_counter(update, "keyframes", 0))
+        frames = extract_keyframes(video, folder, progress=counter(update, "keyframes", 0))
     out.print(f"{len(frames)} keyframes in {folder}", soft_wrap=True)
 
 
@@ -193,7 +179,7 @@ def background(
     chosen = select_frames(frames)
     target = output or (chosen[0].parent / BACKGROUND_NAME if chosen else Path(BACKGROUND_NAME))
     with _progress(quiet) as update:
-        step = _counter(update, "background", len(chosen))
+        step = counter(update, "background", len(chosen))
         if method in ("mean", "median"):
             from magicmask.statistics import frames_background
 
@@ -231,7 +217,7 @@ def masks(
     chosen = select_frames(frames)
     errors = []
     with _progress(quiet) as update:
-        written = mask_frames(chosen, background_file, output, params, _counter(update, "masks", len(chosen)), errors.append, engine, jobs, force, scheduler=cluster)
+        written = mask_frames(chosen, background_file, output, params, counter(update, "masks", len(chosen)), errors.append, engine, jobs, force, scheduler=cluster)
     out.print(f"{len(written)} masks and clean images written", soft_wrap=True)
     _report_errors(errors)
 
@@ -332,7 +318,7 @@ def display(
     chosen = select_frames(frames)
     target = output or (chosen[0].parent / "keyframes.jpg" if chosen else Path("keyframes.jpg"))
     with _progress(quiet) as update:
-        written = keyframe_display(chosen, target, _counter(update, "display", len(chosen)), engine, jobs, scheduler=cluster)
+        written = keyframe_display(chosen, target, counter(update, "display", len(chosen)), engine, jobs, scheduler=cluster)
     out.print(f"display written to {written}", soft_wrap=True)
 
 
@@ -365,7 +351,7 @@ def check(
     chosen = select_frames(frames)
     engines = ENGINES if engine == "all" else (engine,)
     with _progress(quiet) as update:
-        rows = run_check(chosen, background_file, params, engines, _counter(update, "check", len(chosen)), jobs)
+        rows = run_check(chosen, background_file, params, engines, counter(update, "check", len(chosen)), jobs)
     table = Table("file", "engine", "result", "differing pixels", "note")
     for row in rows:
         colour = "green" if row.identical else "red"
@@ -424,7 +410,7 @@ def sheet(
     from magicmask.sheet import contact_sheet, sheet_frames
 
     with _progress(quiet) as update:
-        written = contact_sheet(folder, output, width, _counter(update, "sheet", len(sheet_frames(folder)) if folder.is_dir() else 0))
+        written = contact_sheet(folder, output, width, counter(update, "sheet", len(sheet_frames(folder)) if folder.is_dir() else 0))
     out.print(f"sheet written to {written}", soft_wrap=True)
 
 
@@ -437,7 +423,7 @@ def _check_record(paths, hashes_only, jobs, quiet) -> None:
         raise MagicmaskError("--background is needed to check frames", hint="magicmask check t*.tiff --background t01.tiff, or magicmask check FOLDER")
     folder, record = load(paths[0])
     with _progress(quiet) as update:
-        rows = verify(folder, rerun=not hashes_only, jobs=jobs, progress=_counter(update, "check", len(record["outputs"])))
+        rows = verify(folder, rerun=not hashes_only, jobs=jobs, progress=counter(update, "check", len(record["outputs"])))
     table = Table("file", "sha256", "command re-run", "note")
     for row in rows:
         hash_colour = "green" if row.hash == "matches" else "red"

@@ -137,6 +137,22 @@ def run_tasks(
         raise
 
 
+def counter(progress: Callable[[str, int, int], None] | None, stage: str, total: int) -> Callable[..., None]:
+    """A per-file callback ``step(path=None)`` that reports ``progress(stage, done, total)`` as files are
+    done (a no-op without ``progress``), for the library functions that call back once per file."""
+    done = 0
+    if progress is not None:
+        progress(stage, 0, total)
+
+    def step(_path=None):
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(stage, done, total)
+
+    return step
+
+
 def _quiet_threads() -> None:
     """After an interruption, the pool's manager threads may fail on the killed workers' pipes while the
     process exits: their errors are expected, and not for the user's screen."""

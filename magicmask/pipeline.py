@@ -12,6 +12,7 @@ from pathlib import Path
 from magicmask.background import lighten_background
 from magicmask.engines import DEFAULT_ENGINE, get_engine
 from magicmask.errors import MagicmaskError
+from magicmask.execute import counter
 from magicmask.files import BACKGROUND_NAME, CLEAN_SUFFIX, MASK_SUFFIX, check_tiff, output_paths
 from magicmask.keyframes import Keyframes
 from magicmask.masks import mask_frames
@@ -33,20 +34,6 @@ class RunResult:
     outputs: list[tuple[Path, Path]] = field(default_factory=list)
     errors: list[MagicmaskError] = field(default_factory=list)
     backgrounds: dict[Path, Path] = field(default_factory=dict)  # each keyframe's background, when they differ
-
-
-def _stage(progress: Progress | None, stage: str, total: int):
-    done = 0
-    if progress is not None:
-        progress(stage, 0, total)
-
-    def step(_path=None):
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(stage, done, total)
-
-    return step
 
 
 def run(
@@ -130,7 +117,7 @@ def run(
     if not seed_like or background in ("darken", "mean", "median"):
         return _run_with_statistics(video, out_dir, background, params, engine, progress, jobs, force, scheduler, source, window, match_exposure, samples)
     keyframes = Keyframes(video, out_dir)
-    extracted = _stage(progress, "keyframes", 0)
+    extracted = counter(progress, "keyframes", 0)
 
     def stream():
         for path in keyframes:
@@ -144,7 +131,7 @@ def run(
             keyframes.close()
         target = out_dir / BACKGROUND_NAME
         if force or not _newer_than_all(target, frames):
-            lighten_background(frames, target, _stage(progress, "background", len(frames)), engine, jobs, scheduler=scheduler)
+            lighten_background(frames, target, counter(progress, "background", len(frames)), engine, jobs, scheduler=scheduler)
         background_path, source = target, frames
     elif custom:
         source = stream()
@@ -158,7 +145,7 @@ def run(
         source = itertools.chain([background_path], source)
     errors: list[MagicmaskError] = []
     try:
-        mask_frames(source, background_path, out_dir, params, _stage(progress, "masks", 0), errors.append, engine, jobs, force, scheduler=scheduler)
+        mask_frames(source, background_path, out_dir, params, counter(progress, "masks", 0), errors.append, engine, jobs, force, scheduler=scheduler)
     finally:
         keyframes.close()  # on interruption: ffmpeg stopped, its temporary folder removed
     frames = keyframes.finish((MASK_SUFFIX, CLEAN_SUFFIX))
@@ -175,7 +162,7 @@ def _run_with_statistics(video, out_dir, background, params, engine, progress, j
     from magicmask.statistics import DEFAULT_SAMPLES, make_backgrounds
 
     keyframes = Keyframes(video, out_dir)
-    extracted = _stage(progress, "keyframes", 0)
+    extracted = counter(progress, "keyframes", 0)
     try:
         for _ in keyframes:
             extracted()
@@ -189,7 +176,7 @@ def _run_with_statistics(video, out_dir, background, params, engine, progress, j
 
     backgrounds = make_backgrounds(video, frames, out_dir, background, source, window, match_exposure, samples or DEFAULT_SAMPLES, step, engine=engine, jobs=jobs)
     errors: list[MagicmaskError] = []
-    mask_frames(frames, backgrounds, out_dir, params, _stage(progress, "masks", len(frames)), errors.append, engine, jobs, force, scheduler=scheduler)
+    mask_frames(frames, backgrounds, out_dir, params, counter(progress, "masks", len(frames)), errors.append, engine, jobs, force, scheduler=scheduler)
     distinct = set(backgrounds.values())
     failed = {error.path for error in errors}
     outputs = [output_paths(frame, out_dir) for frame in frames if os.fspath(frame) not in failed]
