@@ -102,6 +102,11 @@ def _progress(quiet: bool):
         yield update
 
 
+def _beside(frames: list[Path], name: str) -> Path:
+    """The default output ``name``: beside the first frame (no frames: here, and the library says why)."""
+    return frames[0].parent / name if frames else Path(name)
+
+
 def _report_errors(errors) -> None:
     for exc in errors:
         err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
@@ -177,7 +182,7 @@ def background(
 
     cluster = _scheduler(backend, scheduler)
     chosen = select_frames(frames)
-    target = output or (chosen[0].parent / BACKGROUND_NAME if chosen else Path(BACKGROUND_NAME))
+    target = output or _beside(chosen, BACKGROUND_NAME)
     with _progress(quiet) as update:
         step = counter(update, "background", len(chosen))
         if method in ("mean", "median"):
@@ -316,7 +321,7 @@ def display(
 
     cluster = _scheduler(backend, scheduler)
     chosen = select_frames(frames)
-    target = output or (chosen[0].parent / "keyframes.jpg" if chosen else Path("keyframes.jpg"))
+    target = output or _beside(chosen, "keyframes.jpg")
     with _progress(quiet) as update:
         written = keyframe_display(chosen, target, counter(update, "display", len(chosen)), engine, jobs, scheduler=cluster)
     out.print(f"display written to {written}", soft_wrap=True)
