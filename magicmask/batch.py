@@ -248,8 +248,10 @@ def run_videos(
 
     def pending() -> Iterator[FrameJob]:
         report()
+        records.versions_soon()
         for video in videos:
             video.started = time.perf_counter()
+            records.hash_soon(video.run.video)
             if not force and (done := records.is_current(video.run.folder, video.run.video, options)) is not None:
                 video.run.keyframes = video.counted = len(done["keyframes"])
                 video.run.background = {"first": video.run.folder / done["keyframes"][0], "lighten": video.run.folder / BACKGROUND_NAME}.get(options["background"], background)
@@ -259,6 +261,7 @@ def run_videos(
                 continue
             try:
                 for job in _frame_jobs(video, background, params, engine, force, frame_done, **better):
+                    records.hash_soon(job.frame)  # hashed for the record while the frames are made
                     owner[job.frame] = video
                     video.outstanding += 1
                     yield job
@@ -275,8 +278,8 @@ def run_videos(
         for job, result, error in results:
             video = owner.pop(job.frame)
             if error is None:  # written here, by this process, so an interruption never leaves half a file
-                write_atomic(job.mask, result[0])
-                write_atomic(job.clean, result[1])
+                records.hash_soon(write_atomic(job.mask, result[0]))
+                records.hash_soon(write_atomic(job.clean, result[1]))
             video.outstanding -= 1
             frame_done(video, None if error is None else as_magicmask_error(error, job.frame))
             finish(video, FAILED if video.run.error and video.submitted and not video.outstanding else None)

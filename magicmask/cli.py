@@ -16,7 +16,7 @@ from rich.table import Table
 
 from magicmask import __version__
 from magicmask.errors import MagicmaskError
-from magicmask.execute import counter
+from magicmask.execute import counter, keep_freed_memory
 
 app = typer.Typer(
     name="magicmask",
@@ -144,6 +144,7 @@ def main_callback(
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
 ):
     """Foreground masks from video keyframes, identical to the blog's ImageMagick commands."""
+    keep_freed_memory()
 
 
 @app.command()

@@ -36,6 +36,28 @@ def resolve_jobs(jobs: int | None) -> int:
     return jobs
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+
+
+def keep_freed_memory(limit: int = 32 * 2**20, trim: int = 512 * 2**20) -> bool:
+    """Let glibc reuse the memory of freed frames instead of returning it to the system each time.
+
+    Every frame allocates a few arrays of a few MB. Above glibc's mmap threshold each is a fresh
+    mmap whose pages fault in (and are zeroed) on first touch, then an munmap; threads doing that at
+    once serialise on the kernel's memory map, which measured 99 ms of CPU per 1080p frame with two
+    threads against 67 ms with this setting. Blocks up to ``limit`` bytes then come from the heap,
+    and up to ``trim`` bytes of free heap are kept for the next frame. A no-op (False) where the C
+    library is not glibc. Process-wide: the command line calls it, the library leaves it to its caller.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, limit)) and bool(mallopt(M_TRIM_THRESHOLD, trim))
+
+
 def limit_imagemagick_threads() -> None:
     """In each worker: one ImageMagick thread (its OpenMP threads would multiply with the workers)."""
     os.environ["MAGICK_THREAD_LIMIT"] = "1"

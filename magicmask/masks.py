@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from magicmask.engines import DEFAULT_ENGINE, get_engine
-from magicmask.engines import wand
 from magicmask.errors import MagicmaskError
 from magicmask.execute import as_magicmask_error, run_tasks
 from magicmask.files import TEMP_PREFIX, check_tiff, iter_frames, output_paths, write_atomic
@@ -45,6 +44,8 @@ def make_mask(background, frame, mask_path, params: MaskParams = MaskParams()) -
     params : MaskParams
         The thresholds and blurs of the chain.
     """
+    from magicmask.engines import wand
+
     with wand.read_tiff(background, "background") as bg, wand.read_tiff(frame) as fr:
         wand.check_same_size(bg, fr, frame, background)
         with wand.mask_image(bg, fr, params) as mask:
@@ -59,6 +60,8 @@ def make_clean(frame, mask, clean_path) -> Path:
 
         convert FRAME NAME-mask.tiff -compose multiply -flatten NAME-clean.jpg
     """
+    from magicmask.engines import wand
+
     with wand.read_tiff(frame) as fr, wand.read_tiff(mask, "mask") as mk:
         wand.check_same_size(fr, mk, mask, frame)
         with wand.clean_image(fr, mk) as clean:

@@ -18,8 +18,9 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,12 +39,59 @@ _KEYFRAME_NAME = re.compile(r"t\d{2,}\.tiff")
 
 
 def sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file, in hex."""
+    """The SHA-256 of a file, in hex (from :func:`hash_soon`'s work when the file has not changed since)."""
+    key = os.path.abspath(path)
+    with _LOCK:
+        known = _DIGESTS.get(key)
+    if known is not None:
+        identity, digest = known
+        try:
+            if isinstance(digest, Future):
+                digest = digest.result()
+            if identity == _identity(key):
+                return digest
+        except OSError:  # gone or replaced since: hashed again below (or the error said there)
+            pass
+    return _digest(key)
+
+
+def hash_soon(path: str | os.PathLike) -> None:
+    """Start hashing a finished output in a background thread, so that :func:`sha256` (and the record
+    written at the end of a run) need not read it again. hashlib releases the GIL while it works."""
+    key = os.path.abspath(path)
+    try:
+        identity = _identity(key)
+    except OSError:
+        return
+    with _LOCK:
+        if key in _DIGESTS and _DIGESTS[key][0] == identity:
+            return
+        _DIGESTS[key] = (identity, _HASHER.submit(_digest, key, identity))
+
+
+_LOCK = threading.Lock()
+_DIGESTS: dict[str, tuple[tuple[int, int, int], str | Future]] = {}
+_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magicmask-hash")
+
+
+def _identity(path: str) -> tuple[int, int, int]:
+    """What says a file is the one hashed: a new file (an atomic rename) has a new inode."""
+    stat = os.stat(path)
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _digest(path: str, identity: tuple[int, int, int] | None = None) -> str:
+    """The file's SHA-256; remembered under its identity when the caller did not give one."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
+        stat = os.fstat(handle.fileno())
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
-    return digest.hexdigest()
+    result = digest.hexdigest()
+    if identity is None:
+        with _LOCK:
+            _DIGESTS[path] = ((stat.st_ino, stat.st_size, stat.st_mtime_ns), result)
+    return result
 
 
 def options_of(background: str | os.PathLike, params: MaskParams, engine: str, sheet: bool, *, source: str = "keyframes", window: float = 0.0, match_exposure: bool = False, samples: int | None = None) -> dict:
@@ -117,7 +165,25 @@ def recipe(video: str | os.PathLike, keyframes: list[str], background: str, para
 
 
 def tool_versions() -> dict:
-    """The versions a record names: magicmask, ImageMagick (MagickWand), ffmpeg, Python."""
+    """The versions a record names: magicmask, ImageMagick (MagickWand), ffmpeg, Python (found once
+    per process; :func:`versions_soon` starts the search in the background)."""
+    with _LOCK:
+        if not _VERSIONS:
+            _VERSIONS.append(_HASHER.submit(_tool_versions))
+    return dict(_VERSIONS[0].result())
+
+
+def versions_soon() -> None:
+    """Start finding :func:`tool_versions` in the background thread that hashes outputs."""
+    with _LOCK:
+        if not _VERSIONS:
+            _VERSIONS.append(_HASHER.submit(_tool_versions))
+
+
+_VERSIONS: list[Future] = []
+
+
+def _tool_versions() -> dict:
     from magicmask.engines import wand
     from magicmask.keyframes import version as ffmpeg_version
 

@@ -60,7 +60,6 @@ import numpy as np
 
 from magicmask import keyframes as kf
 from magicmask.engines import DEFAULT_ENGINE
-from magicmask.engines import wand
 from magicmask.errors import MagicmaskError
 from magicmask.execute import default_jobs, resolve_jobs
 from magicmask.files import BACKGROUND_NAME, BACKGROUND_SUFFIX, check_tiff, frame_name, select_frames, write_atomic
@@ -92,6 +91,8 @@ def read_frame(path: str | os.PathLike, role: str = "frame") -> np.ndarray:
     ``uint8`` for frames of 8 bits or fewer, ``uint16`` for deeper ones; channels are gray (1),
     gray+alpha (2), RGB (3) or RGBA (4), the same layouts :data:`magicmask.keyframes.RAW_FORMATS` reads.
     """
+    from magicmask.engines import wand
+
     with wand.read_tiff(path, role) as image:
         width, height = image.size
         raw_format, channels = _raw_format(image.colorspace == "gray", bool(image.alpha_channel))
@@ -115,6 +116,8 @@ def write_background(pixels: np.ndarray, path: str | os.PathLike, template: str 
         When ``pixels`` does not have the template's size and channels.
     """
     from wand.image import Image
+
+    from magicmask.engines import wand
 
     with wand.read_tiff(template) as image:
         width, height = image.size
@@ -419,6 +422,8 @@ def check_options(method, source, window, samples) -> None:
 
 def _check_path_background(path: Path, first: Path) -> Path:
     check_tiff(path, "background")
+    from magicmask.engines import wand
+
     with wand.read_tiff(path, "background") as background, wand.read_tiff(first) as frame:
         if background.size != frame.size:
             (bw, bh), (fw, fh) = background.size, frame.size

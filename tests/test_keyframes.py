@@ -29,6 +29,28 @@ def test_keyframes_command_is_the_seeds_with_passthrough_and_rgb(tmp_path):
     assert "-r" not in args and "-vsync" not in args
 
 
+@pytest.mark.parametrize("container, discards", [("mp4", True), ("mkv", True), ("mov", True), ("ts", False), ("avi", False)])
+def test_keyframes_are_the_seed_commands_in_every_container(tmp_path, container, discards):
+    """Where the container indexes keyframes, ffmpeg also drops the other packets before decoding
+    (-discard nokey, frame-threaded); elsewhere the seed's command alone. Same files either way."""
+    import subprocess
+
+    from magicmask import sample
+    from magicmask.keyframes import discards_safely, extract_keyframes, probe
+
+    made = sample.make_sample_video(tmp_path / "clip.mp4", width=96, height=64, count=45, keyint=10)
+    video = tmp_path / f"clip.{container}"
+    if container != "mp4":
+        subprocess.run(["ffmpeg", "-v", "error", "-i", made, "-c", "copy", video], check=True)
+    assert discards_safely(probe(video)) == discards
+    ours = extract_keyframes(video, tmp_path / "ours")
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-skip_frame", "nokey", "-i", video, "-fps_mode", "passthrough", "-pix_fmt", "rgb24", "-f", "image2", seed / "t%02d.tiff"], check=True)
+    assert [p.name for p in ours] == sorted(p.name for p in seed.iterdir()) == [f"t{i:02d}.tiff" for i in range(1, 6)]
+    assert all(p.read_bytes() == (seed / p.name).read_bytes() for p in ours)
+
+
 def test_ffmpeg_names_are_file_urls_with_percent_escaped_in_folders():
     from magicmask.keyframes import file_url
 

@@ -171,7 +171,13 @@ def make_pair(rng, width, height, deep=False, gray=False, kind="noisy"):
     else:
         background = rng.integers(0, top + 1, shape)
     background = background.astype(np.uint16 if deep else np.uint8)
-    moved = rng.random((height, width)) < rng.uniform(0.05, 0.9)
+    if kind == "sparse":  # a few small moving patches: most of a wide frame stays exactly 0 in the mask
+        moved = np.zeros((height, width), dtype=bool)
+        for _ in range(int(rng.integers(0, 4))):
+            y, x = int(rng.integers(0, height)), int(rng.integers(0, width))
+            moved[y : y + int(rng.integers(1, 6)), x : x + int(rng.integers(1, 6))] = True
+    else:
+        moved = rng.random((height, width)) < rng.uniform(0.05, 0.9)
     if not gray:
         moved = moved[:, :, None]
     shifted = np.clip(background.astype(np.int64) + rng.integers(-top // 2, top // 2 + 1, shape), 0, top)
@@ -301,6 +307,112 @@ def test_8bit_multiply_is_rounded_integer_product_for_all_pairs():
     np.testing.assert_array_equal(out[:, :, 0], (f * m + 127) // 255)
 
 
+def dense_blur_rows(image, kernel):
+    """The horizontal blur pass on every pixel, in NumPy, summing in the kernels' order (u = 0 up)."""
+    n = len(kernel)
+    padded = np.pad(image.astype(np.float64), ((0, 0), (n // 2, n // 2)), mode="edge")
+    acc = np.zeros(image.shape, dtype=np.float64)
+    for u in range(n):
+        acc += kernel[n - 1 - u] * padded[:, u : u + image.shape[1]]
+    return clamp_to_quantum(acc)
+
+
+def dense_blur_columns(image, kernel):
+    return dense_blur_rows(image.T, kernel).T
+
+
+def clamp_to_quantum(values):
+    """ClampToQuantum on an array: <= 0 -> 0, >= 65535 -> 65535, else trunc(v + 0.5)."""
+    out = np.trunc(values + 0.5)
+    out[values <= 0] = 0
+    out[values >= 65535] = 65535
+    return out.astype(np.uint16)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 3, 40])
+@pytest.mark.parametrize("kind", ["zeros", "specks", "blobs", "full", "noise"])
+def test_blur_passes_skip_only_blocks_that_are_exactly_zero(sigma, kind):
+    """The blur kernels skip blocks of columns whose window is all zero; every sample still equals the
+    dense sum, on widths that are and are not multiples of the block, near edges and with wide kernels."""
+    from magicmask.engines import _native_kernels as kernels
+
+    rng = np.random.default_rng(int(sigma * 10) + len(kind))
+    kernel = native.blur_kernel(0, sigma)
+    for rows, columns in [(1, 1), (70, 64), (53, 130), (97, 300)]:
+        image = np.zeros((rows, columns), dtype=np.uint16)
+        if kind == "specks":
+            image[rng.integers(0, rows, 5), rng.integers(0, columns, 5)] = 65535
+            image[rows - 1, columns - 1] = image[0, 0] = 65535
+        elif kind == "blobs":
+            for _ in range(3):
+                top, left = rng.integers(0, rows), rng.integers(0, columns)
+                image[top : top + 9, left : left + 40] = rng.integers(1, 65536)
+        elif kind == "full":
+            image[:] = 65535
+        elif kind == "noise":
+            image[:] = rng.integers(0, 65536, (rows, columns)) * (rng.random((rows, columns)) < 0.3)
+        out = np.empty_like(image)
+        kernels.blur_rows(image, kernel, out)
+        np.testing.assert_array_equal(out, dense_blur_rows(image, kernel))
+        kernels.blur_columns(image, kernel, out)
+        np.testing.assert_array_equal(out, dense_blur_columns(image, kernel))
+
+
+@pytest.mark.parametrize("deep", [False, True])
+@pytest.mark.parametrize("gray", [False, True])
+@pytest.mark.parametrize("compression, rowsperstrip", [("packbits", None), ("packbits", 1), (None, 7), (None, None)])
+def test_strip_reader_decodes_as_tifffile(tmp_path, deep, gray, compression, rowsperstrip):
+    """Uncompressed and PackBits TIFFs (ffmpeg's keyframes are PackBits, one row per strip) decode in
+    one kernel to the samples tifffile reads."""
+    rng = np.random.default_rng(7)
+    top = 65535 if deep else 255
+    shape = (37, 45) if gray else (37, 45, 3)
+    pixels = np.where(rng.random(shape) < 0.5, rng.integers(0, top + 1, shape), 3).astype(np.uint16 if deep else np.uint8)
+    path = tmp_path / "frame.tiff"
+    tifffile.imwrite(path, pixels, photometric="minisblack" if gray else "rgb", compression=compression, rowsperstrip=rowsperstrip, metadata=None)
+    with tifffile.TiffFile(path) as tif:
+        samples = native._strip_samples(path, tif.pages.first, tif.byteorder)
+    np.testing.assert_array_equal(samples, pixels.reshape(37, 45, -1))
+    assert samples.dtype == pixels.dtype
+    np.testing.assert_array_equal(native.read_picture(path).samples, pixels.reshape(37, 45, -1))
+
+
+@pytest.mark.parametrize(
+    "stream, size, decoded",
+    [
+        ([2, 7, 8, 9, 0xFE, 4, 0x80, 0, 5], 7, [7, 8, 9, 4, 4, 4, 5]),  # literal, run, no-op, literal
+        ([2, 7, 8], 3, None),  # a literal longer than the strip's data
+        ([0xFE, 4], 2, None),  # a run past the strip's size
+        ([1, 7, 8], 3, None),  # too little data for the size
+        ([0xFE], 3, None),  # a run without its byte
+    ],
+)
+def test_packbits_strip_decoding(stream, size, decoded):
+    from magicmask.engines import _native_kernels as kernels
+
+    data = np.array([9, 9, *stream], dtype=np.uint8)  # the strip at offset 2
+    out = np.zeros(size, dtype=np.uint8)
+    ok = kernels.unpack_strips(data, np.array([2]), np.array([len(stream)]), np.array([size]), True, out)
+    assert ok == (decoded is not None)
+    if decoded is not None:
+        assert out.tolist() == decoded
+
+
+def test_8bit_multiply_tables_match_the_arithmetic_for_all_pairs():
+    """The look-up used for 8-bit frames and masks gives multiply_flatten's samples and gray verdict."""
+    from magicmask.engines import _native_kernels as kernels
+
+    f, m = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    frame = np.stack([f, np.roll(f, 1, axis=1), f], axis=2).astype(np.uint8)
+    quantum, char = kernels.multiply_tables(257)
+    for pixels in (frame, frame[:, :, :1], np.repeat(frame[:, :, :1], 3, axis=2)):
+        pixels = np.ascontiguousarray(pixels)
+        expected, ours = np.empty(pixels.shape, np.uint8), np.empty(pixels.shape, np.uint8)
+        gray = kernels.multiply_flatten(pixels, 257, (m * 257).astype(np.uint16), expected)
+        assert kernels.multiply_flatten_8bit(pixels, m.astype(np.uint8), quantum, char, ours) == gray
+        np.testing.assert_array_equal(ours, expected)
+
+
 # --------------------------------------------------------------------------------------------------
 # property: native == Wand engine on small random images and chains
 
@@ -311,11 +423,11 @@ def blur_geometry():
 
 @st.composite
 def render_cases(draw):
-    width = draw(st.integers(1, 40))
+    width = draw(st.sampled_from([st.integers(1, 40), st.integers(60, 200)]).flatmap(lambda widths: widths))
     height = draw(st.integers(1, 30))
     deep = draw(st.booleans())
     gray = draw(st.sampled_from([False, False, False, True]))
-    kind = draw(st.sampled_from(["noisy", "flat", "smooth"]))
+    kind = draw(st.sampled_from(["noisy", "flat", "smooth", "sparse"]))
     seed = draw(st.integers(0, 2**32 - 1))
     compression = draw(st.sampled_from([None, "packbits"]))
     params = MaskParams(

@@ -66,8 +66,12 @@ def difference_threshold(background, background_scale, frame, frame_scale, thres
 
     ``intensity = 0.212656*R + 0.715158*G + 0.072186*B`` (double, in that order) of the difference;
     ``intensity <= threshold`` -> 0, else 65535 (BilevelImage with the default channels).
+
+    Returns ``(top, bottom, left, right)``: the bounding box (inclusive) of the pixels set to 65535;
+    ``top > bottom`` when there is none.
     """
     rows, columns = out.shape[0], out.shape[1]
+    top, bottom, left, right = rows, -1, columns, -1
     last_b = background.shape[2] - 1
     last_f = frame.shape[2] - 1
     for y in range(rows):
@@ -86,7 +90,18 @@ def difference_threshold(background, background_scale, frame, frame_scale, thres
                 else:
                     d2 = d
             intensity = RED_WEIGHT * d0 + GREEN_WEIGHT * d1 + BLUE_WEIGHT * d2
-            out[y, x] = 0 if intensity <= threshold else 65535
+            if intensity <= threshold:
+                out[y, x] = 0
+            else:
+                out[y, x] = 65535
+                if x < left:
+                    left = x
+                if x > right:
+                    right = x
+                if y < top:
+                    top = y
+                bottom = y
+    return top, bottom, left, right
 
 
 @njit(**_OPTIONS)
@@ -110,60 +125,119 @@ def threshold_gray(image, threshold, out):
             out[y, x] = 0 if intensity <= threshold else 65535
 
 
+BLOCK = 64  # columns per block: the blurs skip blocks whose result is exactly 0
+
+
+@njit(**_OPTIONS)
+def _block_flags(row, flags):
+    """``flags[b]`` = whether ``row`` has a non-zero sample in columns ``b*BLOCK`` up to the next block."""
+    columns = row.shape[0]
+    for b in range(flags.shape[0]):
+        block = row[b * BLOCK : min(columns, (b + 1) * BLOCK)]
+        seen = 0
+        for j in range(block.shape[0]):  # no early exit: the OR vectorises
+            seen |= block[j]
+        flags[b] = seen != 0
+
+
 @njit(**_OPTIONS)
 def blur_rows(image, kernel, out):
     """One horizontal pass of ``-blur`` (ConvolveMorphology with a 1xN kernel), rounded to Quantum.
 
     ``out[y, x] = sum over u of kernel[n-1-u] * image[y, x - n//2 + u]`` summed from u = 0 up, from 0.0
     (the bias), with the border pixel repeated beyond the edges (the edge virtual-pixel method).
+    Blocks of columns whose window holds only zeros are set to 0 without summing: a sum of ``k * 0.0``
+    is 0.0, so the result is the same.
     """
     rows, columns = image.shape[0], image.shape[1]
     n = kernel.shape[0]
     half = n // 2
+    blocks = (columns + BLOCK - 1) // BLOCK
+    reach = (half + BLOCK - 1) // BLOCK
+    flags = np.zeros(blocks, dtype=np.bool_)
     padded = np.empty(columns + n - 1, dtype=np.float64)
     acc = np.empty(columns, dtype=np.float64)
+    active = np.zeros(blocks, dtype=np.bool_)
     for y in range(rows):
-        for i in range(columns + n - 1):
-            x = i - half
-            if x < 0:
-                x = 0
-            elif x >= columns:
-                x = columns - 1
-            padded[i] = float(image[y, x])
-        for x in range(columns):
-            acc[x] = 0.0
-        for u in range(n):
-            k = kernel[n - 1 - u]
-            for x in range(columns):
-                acc[x] += k * padded[x + u]
-        for x in range(columns):
-            out[y, x] = clamp_to_quantum(acc[x])
+        row = image[y]
+        _block_flags(row, flags)
+        for b in range(blocks):
+            active[b] = False
+            for near in range(max(0, b - reach), min(blocks, b + reach + 1)):
+                active[b] |= flags[near]
+        b = 0
+        while b < blocks:  # spans of blocks alike: zeros, or sums over one zero-based view
+            end = b + 1
+            while end < blocks and active[end] == active[b]:
+                end += 1
+            x0 = b * BLOCK
+            x1 = min(columns, end * BLOCK)
+            width = x1 - x0
+            target = out[y, x0:x1]  # zero-based views: loops Numba can vectorise
+            if not active[b]:
+                for j in range(width):
+                    target[j] = 0
+            else:
+                for i in range(x0, x1 + n - 1):
+                    padded[i] = float(row[min(max(i - half, 0), columns - 1)])
+                sums = acc[x0:x1]
+                for j in range(width):
+                    sums[j] = 0.0
+                for u in range(n):
+                    k = kernel[n - 1 - u]
+                    source = padded[x0 + u : x1 + u]
+                    for j in range(width):
+                        sums[j] += k * source[j]
+                for j in range(width):
+                    target[j] = clamp_to_quantum(sums[j])
+            b = end
 
 
 @njit(**_OPTIONS)
 def blur_columns(image, kernel, out):
     """One vertical pass of ``-blur`` (the Nx1 kernel, ``blur:...+90``), rounded to Quantum.
 
-    ``out[y, x] = sum over v of kernel[n-1-v] * image[y - n//2 + v, x]``, summed from v = 0 up.
+    ``out[y, x] = sum over v of kernel[n-1-v] * image[y - n//2 + v, x]``, summed from v = 0 up. Blocks
+    of columns whose window holds only zeros are set to 0 without summing, as in :func:`blur_rows`.
     """
     rows, columns = image.shape[0], image.shape[1]
     n = kernel.shape[0]
     half = n // 2
-    acc = np.empty(columns, dtype=np.float64)
+    blocks = (columns + BLOCK - 1) // BLOCK
+    flags = np.zeros((rows, blocks), dtype=np.bool_)
     for y in range(rows):
-        for x in range(columns):
-            acc[x] = 0.0
-        for v in range(n):
-            k = kernel[n - 1 - v]
-            source = y - half + v
-            if source < 0:
-                source = 0
-            elif source >= rows:
-                source = rows - 1
-            for x in range(columns):
-                acc[x] += k * float(image[source, x])
-        for x in range(columns):
-            out[y, x] = clamp_to_quantum(acc[x])
+        _block_flags(image[y], flags[y])
+    acc = np.empty(columns, dtype=np.float64)
+    active = np.zeros(blocks, dtype=np.bool_)
+    for y in range(rows):
+        for b in range(blocks):
+            active[b] = False
+            for v in range(n):
+                active[b] |= flags[min(max(y - half + v, 0), rows - 1), b]
+        b = 0
+        while b < blocks:
+            end = b + 1
+            while end < blocks and active[end] == active[b]:
+                end += 1
+            x0 = b * BLOCK
+            x1 = min(columns, end * BLOCK)
+            width = x1 - x0
+            target = out[y, x0:x1]
+            if not active[b]:
+                for j in range(width):
+                    target[j] = 0
+            else:
+                sums = acc[x0:x1]
+                for j in range(width):
+                    sums[j] = 0.0
+                for v in range(n):
+                    k = kernel[n - 1 - v]
+                    source = image[min(max(y - half + v, 0), rows - 1), x0:x1]
+                    for j in range(width):
+                        sums[j] += k * float(source[j])
+                for j in range(width):
+                    target[j] = clamp_to_quantum(sums[j])
+            b = end
 
 
 @njit(**_OPTIONS)
@@ -349,3 +423,88 @@ def packbits_rows(data, out, ends):
                     continue
         ends[r] = op
     return op
+
+
+@njit(**_OPTIONS)
+def multiply_tables(frame_scale):
+    """:func:`multiply_flatten` for every pair of an 8-bit mask sample ``m`` (read back as ``257 * m``) and a
+    frame sample ``f``: ``(quantum[m, f], char[m, f])``, the Quantum result and its JPEG sample."""
+    quantum = np.empty((256, 256), dtype=np.uint16)
+    char = np.empty((256, 256), dtype=np.uint8)
+    for m in range(256):
+        sca = QUANTUM_SCALE * float(m * 257)
+        for f in range(256):
+            dca = QUANTUM_SCALE * float(np.int64(f) * frame_scale)
+            q = clamp_to_quantum(QUANTUM_RANGE * (sca * dca))
+            quantum[m, f] = q
+            char[m, f] = scale_quantum_to_char(q)
+    return quantum, char
+
+
+@njit(**_OPTIONS)
+def multiply_flatten_8bit(frame, mask8, quantum, char, out):
+    """:func:`multiply_flatten` of an 8-bit frame by an 8-bit mask file's samples, by table look-up
+    (tables from :func:`multiply_tables`: the same arithmetic). Returns whether R = G = B everywhere."""
+    rows, columns = out.shape[0], out.shape[1]
+    channels = frame.shape[2]
+    gray = True
+    for y in range(rows):
+        for x in range(columns):
+            m = mask8[y, x]
+            if m == 0:  # quantum[0, f] = char[0, f] = 0 for every f
+                for c in range(channels):
+                    out[y, x, c] = 0
+                continue
+            first = quantum[m, frame[y, x, 0]]
+            for c in range(channels):
+                f = frame[y, x, c]
+                out[y, x, c] = char[m, f]
+                if gray and c > 0 and quantum[m, f] != first:
+                    gray = False
+    return gray
+
+
+@njit(**_OPTIONS)
+def unpack_strips(data, offsets, counts, sizes, packbits, out):
+    """Decode a TIFF's strips from the file's bytes ``data`` into ``out`` (flat uint8), one after the other.
+
+    ``sizes[s]`` is the number of bytes strip ``s`` must decode to; ``packbits`` selects PackBits (as
+    libtiff's PackBitsDecode: a count byte n < 128 copies n + 1 bytes, n > 128 repeats the next byte
+    257 - n times, 128 does nothing), else the strips are copied. Returns False, leaving ``out``
+    partly written, when a strip lies outside ``data`` or does not decode to exactly its size.
+    """
+    position = 0
+    for s in range(offsets.shape[0]):
+        i = offsets[s]
+        end = i + counts[s]
+        stop = position + sizes[s]
+        if i < 0 or end > data.shape[0] or stop > out.shape[0]:
+            return False
+        if not packbits:
+            if counts[s] < sizes[s]:
+                return False
+            out[position:stop] = data[i : i + sizes[s]]
+            position = stop
+            continue
+        while i < end and position < stop:
+            n = np.int64(data[i])
+            i += 1
+            if n < 128:
+                n += 1
+                if i + n > end or position + n > stop:
+                    return False
+                out[position : position + n] = data[i : i + n]
+                i += n
+                position += n
+            elif n > 128:
+                n = 257 - n
+                if i >= end or position + n > stop:
+                    return False
+                value = data[i]
+                i += 1
+                for j in range(n):
+                    out[position + j] = value
+                position += n
+        if position != stop:
+            return False
+    return position == out.shape[0]

@@ -211,7 +211,9 @@ def read_picture(path: str | os.PathLike, role: str = "frame") -> Picture:
             for offset, count in zip(page.dataoffsets, page.databytecounts):
                 if count and offset + count > size:
                     raise MagicmaskError(f"cannot decode {role} as TIFF: the image data is truncated", path, "the file is damaged; re-extract it")
-            samples = _pillow_samples(path, page) if bits == 8 and int(page.planarconfig) == 1 else None
+            samples = _strip_samples(path, page, tif.byteorder)
+            if samples is None and bits == 8 and int(page.planarconfig) == 1:
+                samples = _pillow_samples(path, page)
             if samples is None:
                 samples = page.asarray()
             if samples_per_pixel == 3 and int(page.planarconfig) == 2:
@@ -239,6 +241,33 @@ def read_picture(path: str | os.PathLike, role: str = "frame") -> Picture:
         raise MagicmaskError(f"cannot decode {role} as TIFF: {reason}", path, "the file is damaged; re-extract it") from exc
     finally:
         _QUIET.local.reading = False
+
+
+def _strip_samples(path: Path, page, byteorder: str) -> np.ndarray | None:
+    """The samples of an uncompressed or PackBits TIFF (what ffmpeg writes), decoded from the file's
+    bytes by one kernel that releases the GIL; None for other layouts, or when a strip does not decode
+    to exactly its size (the other readers then decode it, or say what is wrong)."""
+    if int(page.compression) not in (NONE, PACKBITS) or int(page.planarconfig) != 1 or int(page.fillorder) != 1:
+        return None
+    rows, columns, channels = page.imagelength, page.imagewidth, page.samplesperpixel
+    sample_bytes = page.bitspersample // 8
+    row_bytes = columns * channels * sample_bytes
+    per_strip = min(int(page.rowsperstrip) or rows, rows)
+    strips = len(page.dataoffsets)
+    if rows == 0 or columns == 0 or strips != -(-rows // per_strip):
+        return None
+    sizes = np.full(strips, per_strip * row_bytes, dtype=np.int64)
+    sizes[-1] = (rows - per_strip * (strips - 1)) * row_bytes
+    data = np.fromfile(path, dtype=np.uint8)
+    out = np.empty(rows * row_bytes, dtype=np.uint8)
+    offsets = np.asarray(page.dataoffsets, dtype=np.int64)
+    counts = np.asarray(page.databytecounts, dtype=np.int64)
+    if not _kernels().unpack_strips(data, offsets, counts, sizes, int(page.compression) == PACKBITS, out):
+        return None
+    if sample_bytes == 1:
+        return out.reshape(rows, columns, channels)
+    samples = out.view(byteorder + "u2").reshape(rows, columns, channels)
+    return samples if samples.dtype.isnative else samples.astype(np.uint16)
 
 
 def _pillow_samples(path: Path, page) -> np.ndarray | None:
@@ -406,6 +435,16 @@ def apply_chain(image: np.ndarray, chain: list[tuple[str, object]]) -> np.ndarra
     return image
 
 
+_TABLES: list = []
+
+
+def _multiply_tables() -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_native_kernels.multiply_tables` for 8-bit frames, made once per process."""
+    if not _TABLES:
+        _TABLES.append(_kernels().multiply_tables(257))
+    return _TABLES[0]
+
+
 def _as_file_samples(image: np.ndarray, depth: int) -> tuple[np.ndarray, bool]:
     """The samples ImageMagick's TIFF coder writes for a Quantum image at ``depth``, and whether gray."""
     k = _kernels()
@@ -446,10 +485,19 @@ def clean_jpeg(frame: Picture, read_back: np.ndarray) -> bytes:
     return jpeg_bytes(out[:, :, :1] if gray else out, frame)
 
 
-def clean_samples(frame: Picture, read_back: np.ndarray) -> tuple[np.ndarray, bool]:
+def clean_samples(frame: Picture, read_back: np.ndarray, samples: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
     """The 8-bit samples ``NAME-clean.jpg`` is encoded from (the frame's channels, or RGB for an RGB
-    mask), and whether R = G = B everywhere (``convert`` then writes a one-component JPEG)."""
+    mask), and whether R = G = B everywhere (``convert`` then writes a one-component JPEG).
+
+    ``samples``, the mask file's samples (see :func:`mask_samples`), lets an 8-bit frame with an 8-bit
+    gray mask be multiplied by table look-up (same arithmetic, the tables made by it).
+    """
     k = _kernels()
+    if samples is not None and samples.dtype == np.uint8 and frame.samples.dtype == np.uint8 and samples.shape[2:] == (1,):
+        quantum, char = _multiply_tables()
+        out = np.empty(frame.samples.shape, dtype=np.uint8)
+        gray = k.multiply_flatten_8bit(frame.samples, np.ascontiguousarray(samples[:, :, 0]), quantum, char, out)
+        return out, bool(gray)
     mask = np.ascontiguousarray(read_back[:, :, 0]) if read_back.ndim == 3 and read_back.shape[2] == 1 else read_back
     if mask.ndim == 3:  # an RGB mask (a chain without threshold): multiply channel by channel
         rows, columns = mask.shape[:2]
@@ -676,9 +724,8 @@ def render_frame(background: Picture, frame: str | os.PathLike, params: MaskPara
     """
     picture = read_picture(frame)
     check_same_size(background, picture, frame, background_path)
-    mask = mask_quantum(background, picture, params)
-    mask_bytes, read_back = mask_file(background, mask)
-    return mask_bytes, clean_jpeg(picture, read_back)
+    mask, clean, gray = _foreground(background, picture, params)
+    return tiff_bytes(mask, background), jpeg_bytes(clean[:, :, :1] if gray else clean, picture)
 
 
 def warm_up(depths: tuple[int, ...] = (8,)) -> None:
@@ -802,27 +849,33 @@ def foreground(background: Picture, frame: Picture, params: MaskParams = MaskPar
     that can be non-zero (see :func:`moving_region`); everywhere else the mask, and so the clean image,
     is exactly 0. Same samples, less work when little of the frame moves.
     """
+    mask, clean, _ = _foreground(background, frame, params)
+    return mask, clean
+
+
+def _foreground(background: Picture, frame: Picture, params: MaskParams) -> tuple[np.ndarray, np.ndarray, bool]:
+    """:func:`foreground`, and whether the clean image has R = G = B everywhere (a gray JPEG)."""
     check_same_size(background, frame, frame.path, background.path)
     chain = _chain(params)
     if not chain or chain[0][0] != "threshold":
         samples, read_back = mask_samples(background, mask_quantum(background, frame, params))
-        return samples, clean_samples(frame, read_back)[0]
+        return samples, *clean_samples(frame, read_back, samples)
     k = _kernels()
     rows, columns = background.samples.shape[:2]
     first = np.empty((rows, columns), dtype=np.uint16)
-    k.difference_threshold(background.samples, background.scale, frame.samples, frame.scale, chain[0][1], first)
-    region = moving_region(first, chain)
+    box = k.difference_threshold(background.samples, background.scale, frame.samples, frame.scale, chain[0][1], first)
+    region = _region(box, first.shape, chain)
     if region == (slice(0, rows), slice(0, columns)):
         samples, read_back = mask_samples(background, apply_chain(first, chain[1:]))
-        return samples, clean_samples(frame, read_back)[0]
+        return samples, *clean_samples(frame, read_back, samples)
     mask = np.zeros((rows, columns, 1), dtype=background.samples.dtype)
     clean = np.zeros((rows, columns, frame.samples.shape[2]), dtype=np.uint8)
     if region[0].start == region[0].stop:  # nothing passes the first threshold
-        return mask, clean
+        return mask, clean, True
     samples, read_back = mask_samples(background, apply_chain(np.ascontiguousarray(first[region]), chain[1:]))
     mask[region] = samples
-    clean[region], _ = clean_samples(replace(frame, samples=np.ascontiguousarray(frame.samples[region])), read_back)
-    return mask, clean
+    clean[region], gray = clean_samples(replace(frame, samples=np.ascontiguousarray(frame.samples[region])), read_back, samples)
+    return mask, clean, gray
 
 
 def moving_region(first: np.ndarray, chain: list[tuple[str, object]]) -> tuple[slice, slice]:
@@ -835,15 +888,25 @@ def moving_region(first: np.ndarray, chain: list[tuple[str, object]]) -> tuple[s
     repeated, reads exactly the samples the whole frame's blur reads (zeros beyond the region, the same
     repeated pixels at the frame's own edges). An empty region (``start == stop``) means all 0.
     """
-    rows, columns = first.shape
     moving_rows = np.flatnonzero(first.any(axis=1))
     if moving_rows.size == 0:
         return slice(0, 0), slice(0, 0)
     moving_columns = np.flatnonzero(first.any(axis=0))
+    box = (int(moving_rows[0]), int(moving_rows[-1]), int(moving_columns[0]), int(moving_columns[-1]))
+    return _region(box, first.shape, chain)
+
+
+def _region(box: tuple[int, int, int, int], shape: tuple[int, int], chain: list[tuple[str, object]]) -> tuple[slice, slice]:
+    """:func:`moving_region` from the bounding box ``(top, bottom, left, right)`` (inclusive) of the
+    non-zero pixels, as :func:`_native_kernels.difference_threshold` returns it (top > bottom: none)."""
+    top, bottom, left, right = box
+    if top > bottom:
+        return slice(0, 0), slice(0, 0)
+    rows, columns = shape
     margin = 1 + sum(len(value) // 2 for step, value in chain[1:] if step == "blur")
     return (
-        slice(max(0, int(moving_rows[0]) - margin), min(rows, int(moving_rows[-1]) + 1 + margin)),
-        slice(max(0, int(moving_columns[0]) - margin), min(columns, int(moving_columns[-1]) + 1 + margin)),
+        slice(max(0, top - margin), min(rows, bottom + 1 + margin)),
+        slice(max(0, left - margin), min(columns, right + 1 + margin)),
     )
 
 
