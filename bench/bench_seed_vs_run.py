@@ -1,7 +1,8 @@
 """The blog's shell loop against `magicmask run`, side by side in one run.
 
 Builds a 1080p clip with about 20 keyframes, then alternates the two (several rounds) and prints
-the median times, their ratio, peak memory of each process tree, and whether every output is identical.
+the median times, their ratio, peak memory of each process tree (from one more run of each, with the
+memory sampler, which the timed rounds do without), and whether every output is identical.
 
     python bench/bench_seed_vs_run.py [--keyframes 20] [--rounds 3] [--engine wand] [--jobs 0]
 """
@@ -29,20 +30,26 @@ def main():
     times = {"seed loop": [], **{f"magicmask run --engine {e}": [] for e in engines}}
     peaks = {name: 0 for name in times}
     seed_dir = OUT / "seed"
-    for round_ in range(args.rounds):
-        t, peak = measure(["bash", "-c", seed_loop_script(video)], cwd=fresh(seed_dir), env=USER_ENV)
-        times["seed loop"].append(t)
-        peaks["seed loop"] = max(peaks["seed loop"], peak)
-        print(f"  round {round_ + 1}: seed loop {t:.1f} s", end="", flush=True)
-        for engine in engines:
-            name = f"magicmask run --engine {engine}"
-            folder = fresh(OUT / f"run-{engine}")
-            # --no-sheet: the loop makes no contact sheet (run's record, with every output's sha256, stays)
-            t, peak = measure([*MAGICMASK, "run", str(video), "-o", str(folder), "-q", "--no-sheet", "--engine", engine, "-j", str(args.jobs)])
+    seed = (["bash", "-c", seed_loop_script(video)], dict(env=USER_ENV))
+    # --no-sheet: the loop makes no contact sheet (run's record, with every output's sha256, stays)
+    commands = {"seed loop": seed, **{f"magicmask run --engine {e}": ([*MAGICMASK, "run", str(video), "-o", None, "-q", "--no-sheet", "--engine", e, "-j", str(args.jobs)], {}) for e in engines}}
+
+    def run(name: str, memory: bool) -> tuple[float, int]:
+        args_, options = commands[name]
+        folder = fresh(seed_dir if name == "seed loop" else OUT / f"run-{name.split()[-1]}")
+        if name == "seed loop":
+            return measure(args_, cwd=folder, memory=memory, **options)
+        return measure([str(folder) if a is None else a for a in args_], memory=memory)
+
+    for round_ in range(args.rounds):  # timed without the memory sampler (its /proc reads cost CPU)
+        print(f"  round {round_ + 1}:", end="", flush=True)
+        for name in times:
+            t, _ = run(name, memory=False)
             times[name].append(t)
-            peaks[name] = max(peaks[name], peak)
-            print(f", {engine} {t:.1f} s", end="", flush=True)
+            print(f" {name.removeprefix('magicmask run --engine ')} {t:.1f} s", end="", flush=True)
         print()
+    for name in times:  # then once more each, for the peak memory
+        peaks[name] = run(name, memory=True)[1]
 
     base = median(times["seed loop"])
     print(f"\nthis machine: two CPU-bound processes together run {machine_parallelism():.2f}x as fast as one (2.00 on two free cores)")

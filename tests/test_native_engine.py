@@ -398,6 +398,24 @@ def test_packbits_strip_decoding(stream, size, decoded):
         assert out.tolist() == decoded
 
 
+@pytest.mark.parametrize("threshold_percent", [5, 0, 1, 20, 50, 99.99])
+def test_8bit_difference_threshold_tables_match_the_arithmetic_for_all_differences(threshold_percent):
+    """Every (|dR|, |dG|, |dB|) of 8-bit RGB, both signs: the table kernel sets the same pixels and box."""
+    from magicmask.engines import _native_kernels as kernels
+
+    d = np.arange(256, dtype=np.uint8)
+    r, g, b = np.meshgrid(d, d, d, indexing="ij")
+    frame = np.stack([r, g, b], axis=2).reshape(4096, 4096, 3)
+    rng = np.random.default_rng(3)
+    background = np.where(rng.random(frame.shape) < 0.5, 0, 255).astype(np.uint8)
+    frame = np.where(background == 0, frame, 255 - frame).astype(np.uint8)  # |b - f| is d either way
+    threshold = threshold_percent * 65536 / 100
+    expected, ours = np.empty((4096, 4096), np.uint16), np.empty((4096, 4096), np.uint16)
+    box = kernels.difference_threshold(background, 257, frame, 257, threshold, expected)
+    assert kernels.difference_threshold_8bit(background, frame, *kernels.intensity_tables(), threshold, ours) == box
+    np.testing.assert_array_equal(ours, expected)
+
+
 def test_8bit_multiply_tables_match_the_arithmetic_for_all_pairs():
     """The look-up used for 8-bit frames and masks gives multiply_flatten's samples and gray verdict."""
     from magicmask.engines import _native_kernels as kernels

@@ -404,7 +404,7 @@ def mask_quantum(background: Picture, frame: Picture, params: MaskParams = MaskP
     chain = _chain(params)
     if chain and chain[0][0] == "threshold":
         image = np.empty((rows, columns), dtype=np.uint16)
-        k.difference_threshold(background.samples, background.scale, frame.samples, frame.scale, chain[0][1], image)
+        difference_threshold(background, frame, chain[0][1], image)
         chain = chain[1:]
     else:
         image = np.empty((rows, columns, 3), dtype=np.uint16)
@@ -435,6 +435,19 @@ def apply_chain(image: np.ndarray, chain: list[tuple[str, object]]) -> np.ndarra
     return image
 
 
+def difference_threshold(background: Picture, frame: Picture, threshold: float, out: np.ndarray) -> tuple[int, int, int, int]:
+    """The difference composite and the first ``-threshold`` into ``out`` (see
+    :func:`_native_kernels.difference_threshold`); 8-bit RGB pairs look their products up in tables.
+    Returns the bounding box of the pixels set."""
+    k = _kernels()
+    if background.samples.dtype == frame.samples.dtype == np.uint8 and background.samples.shape[2] == frame.samples.shape[2] == 3:
+        if not _INTENSITY:
+            _INTENSITY.append(k.intensity_tables())
+        return k.difference_threshold_8bit(background.samples, frame.samples, *_INTENSITY[0], threshold, out)
+    return k.difference_threshold(background.samples, background.scale, frame.samples, frame.scale, threshold, out)
+
+
+_INTENSITY: list = []
 _TABLES: list = []
 
 
@@ -863,7 +876,7 @@ def _foreground(background: Picture, frame: Picture, params: MaskParams) -> tupl
     k = _kernels()
     rows, columns = background.samples.shape[:2]
     first = np.empty((rows, columns), dtype=np.uint16)
-    box = k.difference_threshold(background.samples, background.scale, frame.samples, frame.scale, chain[0][1], first)
+    box = difference_threshold(background, frame, chain[0][1], first)
     region = _region(box, first.shape, chain)
     if region == (slice(0, rows), slice(0, columns)):
         samples, read_back = mask_samples(background, apply_chain(first, chain[1:]))
