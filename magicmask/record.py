@@ -48,7 +48,7 @@ def sha256(path: str | os.PathLike) -> str:
         try:
             if isinstance(digest, Future):
                 digest = digest.result()
-            if identity == _identity(key):
+            if identity == _identity(os.stat(key)):
                 return digest
         except OSError:  # gone or replaced since: hashed again below (or the error said there)
             pass
@@ -60,13 +60,13 @@ def hash_soon(path: str | os.PathLike) -> None:
     written at the end of a run) need not read it again. hashlib releases the GIL while it works."""
     key = os.path.abspath(path)
     try:
-        identity = _identity(key)
+        identity = _identity(os.stat(key))
     except OSError:
         return
     with _LOCK:
         if key in _DIGESTS and _DIGESTS[key][0] == identity:
             return
-        _DIGESTS[key] = (identity, _HASHER.submit(_digest, key, identity))
+        _DIGESTS[key] = (identity, _HASHER.submit(_digest, key))
 
 
 _LOCK = threading.Lock()
@@ -74,24 +74,17 @@ _DIGESTS: dict[str, tuple[tuple[int, int, int], str | Future]] = {}
 _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magicmask-hash")
 
 
-def _identity(path: str) -> tuple[int, int, int]:
+def _identity(stat: os.stat_result) -> tuple[int, int, int]:
     """What says a file is the one hashed: a new file (an atomic rename) has a new inode."""
-    stat = os.stat(path)
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _digest(path: str, identity: tuple[int, int, int] | None = None) -> str:
-    """The file's SHA-256; remembered under its identity when the caller did not give one."""
+def _digest(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        stat = os.fstat(handle.fileno())
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
-    result = digest.hexdigest()
-    if identity is None:
-        with _LOCK:
-            _DIGESTS[path] = ((stat.st_ino, stat.st_size, stat.st_mtime_ns), result)
-    return result
+    return digest.hexdigest()
 
 
 def options_of(background: str | os.PathLike, params: MaskParams, engine: str, sheet: bool, *, source: str = "keyframes", window: float = 0.0, match_exposure: bool = False, samples: int | None = None) -> dict:
@@ -167,9 +160,7 @@ def recipe(video: str | os.PathLike, keyframes: list[str], background: str, para
 def tool_versions() -> dict:
     """The versions a record names: magicmask, ImageMagick (MagickWand), ffmpeg, Python (found once
     per process; :func:`versions_soon` starts the search in the background)."""
-    with _LOCK:
-        if not _VERSIONS:
-            _VERSIONS.append(_HASHER.submit(_tool_versions))
+    versions_soon()
     return dict(_VERSIONS[0].result())
 
 

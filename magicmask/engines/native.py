@@ -34,6 +34,7 @@ palette, CMYK, 1-bit, float) raise :class:`~magicmask.errors.MagicmaskError` nam
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import math
@@ -441,21 +442,20 @@ def difference_threshold(background: Picture, frame: Picture, threshold: float, 
     Returns the bounding box of the pixels set."""
     k = _kernels()
     if background.samples.dtype == frame.samples.dtype == np.uint8 and background.samples.shape[2] == frame.samples.shape[2] == 3:
-        if not _INTENSITY:
-            _INTENSITY.append(k.intensity_tables())
-        return k.difference_threshold_8bit(background.samples, frame.samples, *_INTENSITY[0], threshold, out)
+        return k.difference_threshold_8bit(background.samples, frame.samples, *_intensity_tables(), threshold, out)
     return k.difference_threshold(background.samples, background.scale, frame.samples, frame.scale, threshold, out)
 
 
-_INTENSITY: list = []
-_TABLES: list = []
+@functools.cache
+def _intensity_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_native_kernels.intensity_tables`, made once per process."""
+    return _kernels().intensity_tables()
 
 
+@functools.cache
 def _multiply_tables() -> tuple[np.ndarray, np.ndarray]:
     """:func:`_native_kernels.multiply_tables` for 8-bit frames, made once per process."""
-    if not _TABLES:
-        _TABLES.append(_kernels().multiply_tables(257))
-    return _TABLES[0]
+    return _kernels().multiply_tables(257)
 
 
 def _as_file_samples(image: np.ndarray, depth: int) -> tuple[np.ndarray, bool]:
@@ -873,7 +873,6 @@ def _foreground(background: Picture, frame: Picture, params: MaskParams) -> tupl
     if not chain or chain[0][0] != "threshold":
         samples, read_back = mask_samples(background, mask_quantum(background, frame, params))
         return samples, *clean_samples(frame, read_back, samples)
-    k = _kernels()
     rows, columns = background.samples.shape[:2]
     first = np.empty((rows, columns), dtype=np.uint16)
     box = difference_threshold(background, frame, chain[0][1], first)
