@@ -194,7 +194,7 @@ thresholds and blurs) can do on these figures, so the ceiling for every backgrou
 
 {text}
 
-The scenes (`magicmask/scenes.py`): a textured cut-out figure walking over the sample's stone wall. "Brightness drifting
+The scenes (`magicmask/scenes.py`): a textured cut-out figure (a clothed person's proportions) walking over the sample's stone wall. "Brightness drifting
 +-6%" adds 0.06 * sin(2 pi t / 10 s) of full scale to every pixel. Ours: two figures crossing with camera noise (Gaussian,
 sigma 2% of full scale per pixel and frame); a light brightening the right third of the frame by up to 15% over the
 video; a figure standing still for 6 of 10 seconds.
