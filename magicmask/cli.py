@@ -257,6 +257,9 @@ def run(
     options, the seed's commands, every output's sha256: magicmask check FOLDER re-verifies it).
     A re-run skips finished videos and frames.
     """
+    from magicmask.keyframes import probe_soon
+
+    probe_soon(video[0])  # ffmpeg needs its answer: ask while the rest of the program loads
     cluster = _scheduler(backend, scheduler)
     better = dict(source=source, window=window, match_exposure=match_exposure, samples=samples)
     _run_videos(video, output, background_choice, _params(threshold, blur, threshold2, blur2), engine, jobs, force, sheet, quiet, cluster, better)

@@ -6,12 +6,14 @@ can be shown and tested without running ffmpeg, and then run with ffmpeg's stder
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -72,14 +74,69 @@ def probe(video: str | os.PathLike) -> dict:
         When the file is missing, not a video ffmpeg can read, or has no video stream.
     """
     video = _check_video_path(video)
-    try:
-        info = ffmpeg.probe(file_url(video), cmd=ffmpeg_binary("ffprobe"))
-    except ffmpeg.Error as exc:
-        raise MagicmaskError(f"ffmpeg cannot read this as a video: {_tail(exc.stderr, 1)}", video, "pass a video file (e.g. MP4)") from None
+    info = _probe_info(video)
     streams = [s for s in info.get("streams", []) if s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic", 0) == 0]
     if not streams:
         raise MagicmaskError("the file has no video stream", video, "pass a video file with pictures in it")
     return {**streams[0], "format_name": info.get("format", {}).get("format_name", "")}
+
+
+def _probe_command(video: Path) -> list[str]:
+    """What :func:`ffmpeg.probe` runs: the container and every stream, as JSON."""
+    return [ffmpeg_binary("ffprobe"), "-show_format", "-show_streams", "-of", "json", file_url(video)]
+
+
+def _probe_info(video: Path) -> dict:
+    """ffprobe's JSON for ``video`` (a checked path), from :func:`probe_soon`'s process when it was started."""
+    process = _started_probe(video) or subprocess.Popen(_probe_command(video), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = process.communicate()
+    if process.returncode != 0:
+        raise MagicmaskError(f"ffmpeg cannot read this as a video: {_tail(err, 1)}", video, "pass a video file (e.g. MP4)")
+    return json.loads(out.decode("utf-8"))
+
+
+_EARLY: dict[tuple, subprocess.Popen] = {}
+_EARLY_LOCK = threading.Lock()
+
+
+def _identity_of(video: Path) -> tuple | None:
+    try:
+        stat = video.stat()
+    except OSError:
+        return None
+    return (os.path.realpath(video), stat.st_size, stat.st_mtime_ns) if os.path.isfile(video) else None
+
+
+def probe_soon(video: str | os.PathLike) -> None:
+    """Start ffprobe on ``video`` now (for example while the command line's modules load); the next
+    :func:`probe` of the same, unchanged file reads its answer instead of starting another.
+
+    Does nothing when ``video`` is not a file or ffprobe is missing: :func:`probe` then says why.
+    """
+    key = _identity_of(Path(video))
+    if key is None or shutil.which("ffprobe") is None:
+        return
+    with _EARLY_LOCK:
+        if key not in _EARLY:
+            if not _EARLY:
+                atexit.register(_reap_early)
+            _EARLY[key] = subprocess.Popen(_probe_command(Path(key[0])), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _started_probe(video: Path) -> subprocess.Popen | None:
+    key = _identity_of(video)
+    with _EARLY_LOCK:
+        return _EARLY.pop(key, None) if key is not None else None
+
+
+def _reap_early() -> None:
+    """Stop the probes :func:`probe_soon` started that nothing read (e.g. an up-to-date run)."""
+    with _EARLY_LOCK:
+        for process in _EARLY.values():
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+        _EARLY.clear()
 
 
 def discards_safely(stream: dict) -> bool:
@@ -361,7 +418,6 @@ def version() -> str:
 # keyframes decoded as :func:`extract_keyframes` decodes them (``-skip_frame nokey``).
 
 import collections  # noqa: E402  (kept with the code that uses them)
-import threading  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -627,10 +683,7 @@ def keyframe_count(video: str | os.PathLike) -> int:
 def has_audio(video: str | os.PathLike) -> bool:
     """True when ``video`` has an audio stream."""
     video = _check_video_path(video)
-    try:
-        info = ffmpeg.probe(file_url(video), cmd=ffmpeg_binary("ffprobe"))
-    except ffmpeg.Error as exc:
-        raise MagicmaskError(f"ffmpeg cannot read this as a video: {_tail(exc.stderr, 1)}", video, "pass a video file (e.g. MP4)") from None
+    info = _probe_info(video)
     return any(s.get("codec_type") == "audio" for s in info.get("streams", []))
 
 

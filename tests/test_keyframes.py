@@ -102,3 +102,35 @@ def test_audio_only_file_has_no_video_stream(tmp_path):
     subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=duration=0.5", str(audio)], check=True)
     with pytest.raises(MagicmaskError, match="no video stream"):
         extract_keyframes(audio, tmp_path / "kf")
+
+
+def test_probe_soon_answers_the_next_probe_of_the_same_file(tmp_path, monkeypatch):
+    """``run`` starts ffprobe while the program loads; the probe reads that process's answer (the same
+    as a fresh one), once; a file changed since, or another file, gets a fresh ffprobe."""
+    import os
+    import subprocess
+
+    from magicmask import keyframes
+
+    video = make_sample_video(tmp_path / "clip.mp4", width=64, height=48, count=4, keyint=2)
+    fresh = probe(video)
+    started = []
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(keyframes.subprocess, "Popen", lambda args, **kw: started.append(args) or real_popen(args, **kw))
+    keyframes.probe_soon(video)
+    assert len(started) == 1 and len(keyframes._EARLY) == 1
+    assert probe(video) == fresh and len(started) == 1  # the early answer, no second ffprobe
+    assert probe(video) == fresh and len(started) == 2  # used once: then ffprobe again
+    keyframes.probe_soon(video)
+    os.utime(video, ns=(1, 1))  # changed since: the early answer is not used
+    assert probe(video) == fresh and len(started) == 4
+    keyframes._reap_early()
+    assert not keyframes._EARLY
+    keyframes.probe_soon(tmp_path)  # a folder, a missing file: nothing started, probe says what is wrong
+    keyframes.probe_soon(tmp_path / "gone.mp4")
+    assert len(started) == 4
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("hello\n")
+    keyframes.probe_soon(fake)
+    with pytest.raises(MagicmaskError, match="cannot read this as a video"):
+        probe(fake)
