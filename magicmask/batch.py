@@ -248,7 +248,6 @@ def run_videos(
 
     def pending() -> Iterator[FrameJob]:
         report()
-        records.versions_soon()
         for video in videos:
             video.started = time.perf_counter()
             records.hash_soon(video.run.video)
@@ -265,6 +264,7 @@ def run_videos(
                     owner[job.frame] = video
                     video.outstanding += 1
                     yield job
+                    records.versions_soon()  # for the record; started once ffmpeg is under way, not competing with its start
             except MagicmaskError as exc:
                 video.run.error = exc
             video.submitted = True

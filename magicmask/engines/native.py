@@ -481,8 +481,23 @@ def mask_samples(background: Picture, mask: np.ndarray) -> tuple[np.ndarray, np.
     """``(the mask file's samples, the mask as convert reads it back)``: the samples at the background's
     depth, and in Quantum values (``257 * m`` for 8-bit files)."""
     samples, _ = _as_file_samples(mask, background.depth)
-    read_back = samples.astype(np.uint16) * 257 if samples.dtype == np.uint8 else samples
-    return samples, read_back
+    return samples, _read_back(samples)
+
+
+def _read_back(samples: np.ndarray) -> np.ndarray:
+    return samples.astype(np.uint16) * 257 if samples.dtype == np.uint8 else samples
+
+
+def _by_tables(frame: Picture, samples: np.ndarray) -> bool:
+    """Whether :func:`clean_samples` multiplies by table look-up (an 8-bit frame, an 8-bit gray mask file)."""
+    return samples.dtype == np.uint8 and frame.samples.dtype == np.uint8 and samples.shape[2:] == (1,)
+
+
+def _mask_and_clean(background: Picture, frame: Picture, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The mask file's samples, and :func:`clean_samples` of ``frame`` (the read-back mask made only
+    when the multiply needs it)."""
+    samples, _ = _as_file_samples(mask, background.depth)
+    return samples, *clean_samples(frame, None if _by_tables(frame, samples) else _read_back(samples), samples)
 
 
 def mask_file(background: Picture, mask: np.ndarray) -> tuple[bytes, np.ndarray]:
@@ -506,7 +521,7 @@ def clean_samples(frame: Picture, read_back: np.ndarray, samples: np.ndarray | N
     gray mask be multiplied by table look-up (same arithmetic, the tables made by it).
     """
     k = _kernels()
-    if samples is not None and samples.dtype == np.uint8 and frame.samples.dtype == np.uint8 and samples.shape[2:] == (1,):
+    if samples is not None and _by_tables(frame, samples):
         quantum, char = _multiply_tables()
         out = np.empty(frame.samples.shape, dtype=np.uint8)
         gray = k.multiply_flatten_8bit(frame.samples, np.ascontiguousarray(samples[:, :, 0]), quantum, char, out)
@@ -871,22 +886,19 @@ def _foreground(background: Picture, frame: Picture, params: MaskParams) -> tupl
     check_same_size(background, frame, frame.path, background.path)
     chain = _chain(params)
     if not chain or chain[0][0] != "threshold":
-        samples, read_back = mask_samples(background, mask_quantum(background, frame, params))
-        return samples, *clean_samples(frame, read_back, samples)
+        return _mask_and_clean(background, frame, mask_quantum(background, frame, params))
     rows, columns = background.samples.shape[:2]
     first = np.empty((rows, columns), dtype=np.uint16)
     box = difference_threshold(background, frame, chain[0][1], first)
     region = _region(box, first.shape, chain)
     if region == (slice(0, rows), slice(0, columns)):
-        samples, read_back = mask_samples(background, apply_chain(first, chain[1:]))
-        return samples, *clean_samples(frame, read_back, samples)
+        return _mask_and_clean(background, frame, apply_chain(first, chain[1:]))
     mask = np.zeros((rows, columns, 1), dtype=background.samples.dtype)
     clean = np.zeros((rows, columns, frame.samples.shape[2]), dtype=np.uint8)
     if region[0].start == region[0].stop:  # nothing passes the first threshold
         return mask, clean, True
-    samples, read_back = mask_samples(background, apply_chain(np.ascontiguousarray(first[region]), chain[1:]))
+    samples, clean[region], gray = _mask_and_clean(background, replace(frame, samples=np.ascontiguousarray(frame.samples[region])), apply_chain(np.ascontiguousarray(first[region]), chain[1:]))
     mask[region] = samples
-    clean[region], gray = clean_samples(replace(frame, samples=np.ascontiguousarray(frame.samples[region])), read_back, samples)
     return mask, clean, gray
 
 
