@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 from magicmask import keyframes, sample  # noqa: E402
 from magicmask.engines import _native_kernels as k  # noqa: E402
 from magicmask.engines import native  # noqa: E402
+from magicmask.execute import keep_freed_memory  # noqa: E402
 from magicmask.params import MaskParams  # noqa: E402
 
 
@@ -54,8 +55,10 @@ def native_stages(background: native.Picture, frame: Path, params: MaskParams, t
     _timed(times, "threshold 2", k.threshold_gray, part, t2, second)
     _timed(times, "blur 2, horizontal pass", k.blur_rows, second, kernel2, spare)
     _timed(times, "blur 2, vertical pass", k.blur_columns, spare, kernel2, second)
-    samples, read_back = _timed(times, "quantise (mask file samples)", native.mask_samples, background, second)
-    clean_part, gray = _timed(times, "multiply (clean)", native.clean_samples, replace(picture, samples=np.ascontiguousarray(picture.samples[region])), read_back, samples)
+    samples, _ = _timed(times, "quantise (mask file samples)", native._as_file_samples, second, background.depth)
+    part_picture = replace(picture, samples=np.ascontiguousarray(picture.samples[region]))
+    read_back = None if native._by_tables(part_picture, samples) else native._read_back(samples)
+    clean_part, gray = _timed(times, "multiply (clean)", native.clean_samples, part_picture, read_back, samples)
     mask = np.zeros((rows, columns, 1), dtype=background.samples.dtype)
     clean = np.zeros((rows, columns, picture.samples.shape[2]), dtype=np.uint8)
     mask[region], clean[region] = samples, clean_part
@@ -75,6 +78,7 @@ def main() -> None:
     from magicmask.engines import wand
 
     limits["thread"] = 1
+    keep_freed_memory()  # as the command line does
     params = MaskParams()
     with tempfile.TemporaryDirectory(prefix="magicmask-bench-") as folder:
         folder = Path(folder)
