@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
+import re
 import secrets
+import shutil
+import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -112,7 +117,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     folder = path.parent
     # The name is chosen before the file exists, so that an interruption at any point after it (even
     # inside the creation) is cleaned up by the ``finally`` below.
-    tmp = folder / f"{TEMP_PREFIX}tmp-{path.stem}-{secrets.token_hex(8)}{path.suffix}"
+    tmp = folder / f"{temp_prefix()}{path.stem[:100]}-{secrets.token_hex(8)}{path.suffix}"
     created = False
     try:
         try:
@@ -149,3 +154,61 @@ def write_atomic(path: str | os.PathLike, data: bytes, keep_identical: bool = Fa
             handle.flush()
             os.fsync(handle.fileno())
     return Path(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# temporary names, and what a killed process leaves behind
+
+_OWNED = re.compile(r"^" + re.escape(TEMP_PREFIX) + r"tmp-(\d+)@([0-9a-f]{8})-")
+
+
+@functools.cache
+def _host_tag() -> str:
+    return hashlib.blake2s(socket.gethostname().encode(), digest_size=4).hexdigest()
+
+
+def temp_prefix() -> str:
+    """The start of this process's temporary names: ``.magicmask-tmp-PID@HOST-`` (HOST: 8 hex digits
+    of the host name), so that :func:`sweep_stale` can tell when their writer is gone."""
+    return f"{TEMP_PREFIX}tmp-{os.getpid()}@{_host_tag()}-"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
+
+
+def sweep_stale(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files and folders that a killed process left in ``folder``.
+
+    An interruption magicmask sees (Ctrl-C, SIGTERM) removes its own temporary files; SIGKILL or a
+    power cut cannot, and a keyframe extraction then leaves a folder of ffmpeg's TIFFs behind. This
+    removes ``.magicmask-tmp-PID@HOST-*`` entries of this machine whose process no longer runs; those of
+    running processes, of other machines (a shared folder) and other hidden files are left alone.
+    Returns what was removed.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        owned = _OWNED.match(entry.name)
+        if owned is None or owned.group(2) != _host_tag() or _alive(int(owned.group(1))):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed

@@ -21,7 +21,7 @@ from pathlib import Path
 import ffmpeg
 
 from magicmask.errors import MagicmaskError
-from magicmask.files import TEMP_PREFIX, write_atomic
+from magicmask.files import TEMP_PREFIX, sweep_stale, temp_prefix, write_atomic
 
 SEED_COMMAND = "ffmpeg -skip_frame nokey -i *.mp4 -vsync 0 -r 30 -f image2 t%02d.tiff"
 _INSTALL_HINT = "install it: apt-get install ffmpeg"
@@ -289,6 +289,7 @@ class Keyframes:
             generator.close()
 
     def _generate(self) -> Iterator[Path]:
+        sweep_stale(self.out_dir)  # what a killed run left here (its keyframe folder, half-written outputs)
         if self._recorded:
             for name in frame_names(self._recorded["count"]):
                 self.paths.append(self.out_dir / name)
@@ -296,7 +297,7 @@ class Keyframes:
             return
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + "tmp-keyframes-", dir=self.out_dir))
+            work = Path(tempfile.mkdtemp(prefix=temp_prefix() + "keyframes-", dir=self.out_dir))
         except OSError as exc:
             raise MagicmaskError(f"cannot write here: {exc.strerror}", self.out_dir, "choose a folder you can write to") from None
         args = _binary(keyframes_command(self.video, work / "%09d.tiff", self.pix_fmt, discard=discards_safely(self.stream)))

@@ -22,7 +22,7 @@ from pathlib import Path
 from magicmask.engines import DEFAULT_ENGINE, get_engine
 from magicmask.errors import MagicmaskError
 from magicmask.execute import as_magicmask_error, run_tasks
-from magicmask.files import TEMP_PREFIX, check_tiff, iter_frames, output_paths, write_atomic
+from magicmask.files import TEMP_PREFIX, check_tiff, iter_frames, output_paths, sweep_stale, write_atomic
 from magicmask.params import MaskParams
 
 SETTINGS_NAME = TEMP_PREFIX + "masks.json"
@@ -226,10 +226,15 @@ def mask_frames(
         if progress is not None:
             progress(frame)
 
+    swept: set[Path] = set()
+
     def pending():
         for frame in iter_frames(frames):
             order.append(frame)
             mask, clean = output_paths(frame, out_dir)
+            if mask.parent not in swept:  # what a killed run left in the folder the outputs go to
+                swept.add(mask.parent)
+                sweep_stale(mask.parent)
             job = FrameJob(frame, mask, clean, own.get(frame, background), params, engine)
             if resume.done(job):
                 done[frame] = (mask, clean)

@@ -300,6 +300,27 @@ def test_interrupted_run_stops_promptly_leaves_no_temporary_file_and_resumes(sig
         assert compare_files(out / path.name, path).identical, path.name
 
 
+def test_a_run_killed_outright_is_swept_up_by_the_next(slow_video, tmp_path):
+    """SIGKILL gives magicmask no chance to clean up: ffmpeg's keyframe folder stays behind. The next
+    run in the folder removes it (its process is gone) and finishes with the same files as a clean run."""
+    out = tmp_path / "out"
+    process = subprocess.Popen([*CLI, "run", str(slow_video), "-o", str(out), "-j", "2", "-q"], stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (out / "t02-mask.tiff").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)  # the whole group: ffmpeg too
+    process.wait()
+    assert any("keyframes" in name for name in leftovers(out))
+    rerun = subprocess.run([*CLI, "run", str(slow_video), "-o", str(out), "-q"], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert leftovers(tmp_path) == []
+    reference = subprocess.run([*CLI, "run", str(slow_video), "-o", str(tmp_path / "ref"), "-q"], capture_output=True, text=True)
+    assert reference.returncode == 0
+    for path in sorted((tmp_path / "ref").glob("t*-*")):
+        assert compare_files(out / path.name, path).identical, path.name
+
+
 # --- tools missing -----------------------------------------------------------------------------
 
 

@@ -84,3 +84,29 @@ def test_writing_where_no_folder_can_be_made_is_a_clear_error(tmp_path):
     with pytest.raises(MagicmaskError, match="cannot write") as info:
         write_atomic(blocker / "out" / "x.tiff", b"data")
     assert "file" in str(info.value)
+
+
+def test_sweep_removes_only_what_a_gone_process_of_this_machine_left(tmp_path):
+    import subprocess
+    import sys
+
+    from magicmask.files import sweep_stale, temp_prefix
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: its PID no longer runs
+    ours = temp_prefix()
+    theirs = ours.replace(f"-{os.getpid()}@", f"-{gone.pid}@")
+    stale_file = tmp_path / f"{theirs}t01-mask-0123456789abcdef.tiff"
+    stale_dir = tmp_path / f"{theirs}keyframes-abc"
+    stale_file.write_bytes(b"half")
+    stale_dir.mkdir()
+    (stale_dir / "000000001.tiff").write_bytes(b"II*\x00")
+    running = tmp_path / f"{ours}t02-mask-0123456789abcdef.tiff"  # this process: still writing
+    other_host = tmp_path / f".magicmask-tmp-{gone.pid}@00000000-t03-mask-0123456789abcdef.tiff"
+    unowned = tmp_path / ".magicmask-tmp-t04-mask-0123456789abcdef.tiff"  # no owner in the name
+    records = tmp_path / ".magicmask-masks.json"
+    for path in (running, other_host, unowned, records):
+        path.write_bytes(b"x")
+    assert sorted(sweep_stale(tmp_path)) == sorted([stale_file, stale_dir])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (running, other_host, unowned, records))
+    assert sweep_stale(tmp_path / "missing") == []
