@@ -103,3 +103,19 @@ def test_sheet_of_a_folder_without_keyframes_is_a_one_line_error(tmp_path):
     assert "Traceback" not in result.output
     with pytest.raises(MagicmaskError, match="not a folder"):
         contact_sheet(tmp_path / "missing")
+
+
+def test_pillow_reads_eight_bit_tiffs_as_tifffile_does(folder):
+    """The sheet reads 8-bit RGB and gray TIFFs with Pillow (fast) and the rest with tifffile: same thumbnails."""
+    from magicmask import sheet
+
+    for path in (folder / "t03.tiff", folder / "t03-mask.tiff"):
+        data = path.read_bytes()
+        fast, general = sheet._pillow_tiff(data), sheet._tifffile_image(data)
+        assert fast is not None and fast.mode == general.mode
+        assert np.array_equal(np.asarray(fast), np.asarray(general))
+        for image in (fast, general):
+            image.thumbnail((40, 30), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        assert np.array_equal(np.asarray(fast.convert("RGB")), np.asarray(general.convert("RGB")))
+    deep = golden_frames("walk10")[1].read_bytes()
+    assert sheet._pillow_tiff(deep) is None  # 16-bit: tifffile's path, scaled as ImageMagick does
