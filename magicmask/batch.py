@@ -259,7 +259,7 @@ def run_videos(
                 finish(video, UP_TO_DATE)
                 continue
             try:
-                for job in _frame_jobs(video, background, params, engine, force, frame_done, **better):
+                for job in _frame_jobs(video, background, params, engine, force, frame_done, **better, threads=jobs):
                     records.hash_soon(job.frame)  # hashed for the record while the frames are made
                     owner[job.frame] = video
                     video.outstanding += 1
@@ -306,14 +306,17 @@ def _estimate(video: Path) -> int:
         return 0  # reported when the video is run
 
 
-def _frame_jobs(video: _Video, background, params: MaskParams, engine: str, force: bool, frame_done, source="keyframes", window=0.0, match_exposure=False, samples=None) -> Iterator[FrameJob]:
-    """The frames of one video still to do, as jobs for the workers (as :func:`magicmask.pipeline.run` picks them)."""
+def _frame_jobs(video: _Video, background, params: MaskParams, engine: str, force: bool, frame_done, source="keyframes", window=0.0, match_exposure=False, samples=None, threads=None) -> Iterator[FrameJob]:
+    """The frames of one video still to do, as jobs for the workers (as :func:`magicmask.pipeline.run` picks them).
+
+    Backgrounds are made here, before the video's first job: folds in this process, medians in ``threads``
+    threads (the run's workers have nothing else to do until then)."""
     run = video.run
     keyframes = video.keyframes = Keyframes(run.video, run.folder)
     own: dict[Path, Path] = {}
     if source != "keyframes" or window or match_exposure:  # better backgrounds: every keyframe first
         frames = list(keyframes)
-        own = make_backgrounds(run.video, frames, run.folder, background, source, window, match_exposure, samples or DEFAULT_SAMPLES, engine=engine, jobs=1)
+        own = make_backgrounds(run.video, frames, run.folder, background, source, window, match_exposure, samples or DEFAULT_SAMPLES, engine=engine, jobs=1, threads=threads)
         distinct = set(own.values())
         base, source = (distinct.pop() if len(distinct) == 1 else run.folder), iter(frames)
     elif background == "lighten":
@@ -324,7 +327,7 @@ def _frame_jobs(video: _Video, background, params: MaskParams, engine: str, forc
         base, source = target, iter(frames)
     elif background in STATISTICS:  # the statistic of the keyframes, made once they are all extracted
         frames = list(keyframes)
-        made = make_backgrounds(run.video, frames, run.folder, background, "keyframes", engine=engine, jobs=1)
+        made = make_backgrounds(run.video, frames, run.folder, background, "keyframes", engine=engine, jobs=1, threads=threads)
         base, source = next(iter(made.values())), iter(frames)
     elif os.fspath(background) not in BACKGROUNDS:
         base, source = Path(background), iter(keyframes)

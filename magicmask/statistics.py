@@ -155,9 +155,9 @@ def taken(index: int, count: int, samples: int) -> bool:
 def lower_median(frames: Sequence[np.ndarray], threads: int | None = None) -> np.ndarray:
     """The per-pixel, per-channel lower median of ``frames``: ``sorted(values)[(n - 1) // 2]``.
 
-    Exact, in the frames' dtype. Computed in bands of rows (at most ``_BAND_BYTES`` of samples each),
-    partitioned in ``threads`` threads (all cores by default): NumPy releases the GIL while it copies and
-    partitions.
+    Exact, in the frames' dtype. Computed in bands of rows (at most ``_BAND_BYTES`` of samples each) in
+    ``threads`` threads (all cores by default): 8-bit samples counted by a Numba kernel, 16-bit ones
+    partitioned by NumPy; both release the GIL.
     """
     if not frames:
         raise MagicmaskError("no frames for a median")
@@ -171,11 +171,20 @@ def lower_median(frames: Sequence[np.ndarray], threads: int | None = None) -> np
     rows = max(1, min(height, _BAND_BYTES // max(row_bytes, 1)))
     out = np.empty_like(first)
 
+    counting = first.dtype == np.uint8
+    if counting:
+        from magicmask.engines import _native_kernels as kernels
+
     def band(top: int) -> None:
         bottom = min(height, top + rows)
         stack = np.stack([frame[top:bottom] for frame in frames])
-        stack.partition(kth, axis=0)
-        out[top:bottom] = stack[kth]
+        if counting:  # 8-bit: a histogram per sample, 3.5x faster than partitioning (same values)
+            found = np.empty(stack[0].size, dtype=np.uint8)
+            kernels.lower_median_8bit(stack.reshape(n, -1), kth, found)
+            out[top:bottom] = found.reshape(stack.shape[1:])
+        else:
+            stack.partition(kth, axis=0)
+            out[top:bottom] = stack[kth]
 
     threads = threads or default_jobs()
     tops = range(0, height, rows)
@@ -444,6 +453,7 @@ def make_backgrounds(
     *,
     engine: str = DEFAULT_ENGINE,
     jobs: int | None = None,
+    threads: int | None = None,
 ) -> dict[Path, Path]:
     """The background of every keyframe: one for the run, one per keyframe window, exposure-matched or not.
 
@@ -473,6 +483,9 @@ def make_backgrounds(
     engine, jobs
         For ``lighten``/``darken`` of keyframes (:func:`magicmask.background.flatten`); ``jobs`` also bounds
         the threads of a median.
+    threads : int, optional
+        The threads of a median, when they differ from ``jobs`` (e.g. ``jobs=1`` to keep the folds in this
+        process while the median uses every core); all cores by default.
 
     Returns
     -------
@@ -497,7 +510,7 @@ def make_backgrounds(
     custom = os.fspath(method) not in METHODS
     check_options(method, source, window, samples)
     out_dir = Path(out_dir)
-    threads = resolve_jobs(jobs)
+    threads = resolve_jobs(jobs if threads is None else threads)
     first = keyframes[0]
     if custom:
         _check_path_background(Path(method), first)

@@ -357,3 +357,17 @@ def test_scenes_frames_are_their_background_outside_the_truth():
     frame, truth, background = scene.frame(30), scene.truth(30), scene.background(30)
     assert truth.any() and np.array_equal(frame[~truth], background[~truth])
     assert np.abs(frame[truth].astype(int) - background[truth]).mean() > 20
+
+
+@pytest.mark.parametrize("count", [2, 3, 4, 7, 100, 101])
+def test_lower_median_of_8bit_frames_counts_exactly(monkeypatch, count):
+    """8-bit medians come from a counting kernel: the same values as sorting, for even and odd counts,
+    flat and noisy samples, the extremes 0 and 255, in bands and threads."""
+    rng = np.random.default_rng(count)
+    noisy = [rng.integers(0, 256, size=(13, 9, 3), dtype=np.uint8) for _ in range(count)]
+    flat = [np.full((13, 9, 3), 200, np.uint8) + rng.integers(0, 2, size=(13, 9, 3), dtype=np.uint8) for _ in range(count)]
+    extremes = [np.full((13, 9, 3), 255 * (i % 2), np.uint8) for i in range(count)]
+    gray = [rng.integers(0, 256, size=(13, 9, 1), dtype=np.uint8) for _ in range(count)]
+    monkeypatch.setattr(st, "_BAND_BYTES", 9 * 3 * count * 4)  # 4 rows per band
+    for frames in (noisy, flat, extremes, gray):
+        assert np.array_equal(st.lower_median(frames, threads=2), lower_median(np.stack(frames)))
