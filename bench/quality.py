@@ -46,6 +46,7 @@ METHODS = {
     "median-w4": ("median of frames within +-2 s of each keyframe (`--window 4`)", dict(method="median", source="video", window=4)),
     "median-x": ("median of every frame, `--match-exposure`", dict(method="median", source="video", match_exposure=True)),
     "median-w4-x": ("median within +-2 s, `--match-exposure`", dict(method="median", source="video", window=4, match_exposure=True)),
+    "median-span": ("median of the frames in the spans where no figure stands still (`--span 0-2 --span 8-` on the stop scene; every frame elsewhere)", dict(method="median", source="video", spans="scene")),
     "knn": ("OpenCV KNN subtractor (every frame)", None),
     "mog2": ("OpenCV MOG2 subtractor (every frame)", None),
 }
@@ -97,6 +98,8 @@ def run_scene(scene: Scene, jobs: int | None, fresh: bool, methods: list[str], e
             if options == "true":
                 backgrounds = {f: write_background(scene.background(i), background_path(f, out), frames[0]) for f, i in zip(frames, indices)}
             else:
+                if options.get("spans") == "scene":
+                    options = {**options, "spans": scene.spans}
                 backgrounds = make_backgrounds(video, frames, out, jobs=jobs, engine=engine, **options)
             outputs = mask_with_backgrounds(backgrounds, out, jobs=jobs, engine=engine)
             masks = [read_frame(mask, "mask")[..., 0] > 127 for mask, _ in outputs]

@@ -16,7 +16,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,6 +146,7 @@ def run_videos(
     window: float = 0.0,
     match_exposure: bool = False,
     samples: int | None = None,
+    spans: Sequence[tuple[float, float]] = (),
 ) -> list[VideoRun]:
     """Run the blog's recipe on every video of ``runs`` (see :func:`plan`), all frames on one pool of workers.
 
@@ -177,9 +178,10 @@ def run_videos(
     scheduler : str or distributed.Client, optional
         Render the masks on this Dask cluster (see :func:`magicmask.cluster.render_frames`), one video
         after the other; keyframes and backgrounds are made here.
-    source, window, match_exposure, samples
+    source, window, match_exposure, samples, spans
         The better backgrounds, as for :func:`magicmask.pipeline.run`: statistics over every frame of the
-        video, per-keyframe windows, exposure matching (see :func:`magicmask.statistics.make_backgrounds`).
+        video (or of its spans), per-keyframe windows, exposure matching (see
+        :func:`magicmask.statistics.make_backgrounds`).
 
     Returns
     -------
@@ -199,10 +201,11 @@ def run_videos(
     custom = os.fspath(background) not in BACKGROUNDS
     if custom:
         background = check_tiff(background, "background")
-    options = records.options_of(background, params, engine, sheet, source=source, window=window, match_exposure=match_exposure, samples=samples)
-    better = dict(source=source, window=window, match_exposure=match_exposure, samples=samples)
-    if source != "keyframes" or window or match_exposure:  # options that concern every video: refused up front
-        check_options(background if custom else os.fspath(background), source, window, samples or DEFAULT_SAMPLES)
+    spans = tuple(spans)
+    options = records.options_of(background, params, engine, sheet, source=source, window=window, match_exposure=match_exposure, samples=samples, spans=spans)
+    better = dict(source=source, window=window, match_exposure=match_exposure, samples=samples, spans=spans)
+    if source != "keyframes" or window or match_exposure or spans:  # options that concern every video: refused up front
+        check_options(background if custom else os.fspath(background), source, window, samples or DEFAULT_SAMPLES, spans)
     videos = [_Video(run, 0) for run in runs]
     owner: dict[Path, _Video] = {}
     stop = threading.Event()
@@ -306,7 +309,7 @@ def _estimate(video: Path) -> int:
         return 0  # reported when the video is run
 
 
-def _frame_jobs(video: _Video, background, params: MaskParams, engine: str, force: bool, frame_done, source="keyframes", window=0.0, match_exposure=False, samples=None, threads=None) -> Iterator[FrameJob]:
+def _frame_jobs(video: _Video, background, params: MaskParams, engine: str, force: bool, frame_done, source="keyframes", window=0.0, match_exposure=False, samples=None, spans=(), threads=None) -> Iterator[FrameJob]:
     """The frames of one video still to do, as jobs for the workers (as :func:`magicmask.pipeline.run` picks them).
 
     Backgrounds are made here, before the video's first job: folds in this process, medians in ``threads``
@@ -314,9 +317,9 @@ def _frame_jobs(video: _Video, background, params: MaskParams, engine: str, forc
     run = video.run
     keyframes = video.keyframes = Keyframes(run.video, run.folder)
     own: dict[Path, Path] = {}
-    if source != "keyframes" or window or match_exposure:  # better backgrounds: every keyframe first
+    if source != "keyframes" or window or match_exposure or spans:  # better backgrounds: every keyframe first
         frames = list(keyframes)
-        own = make_backgrounds(run.video, frames, run.folder, background, source, window, match_exposure, samples or DEFAULT_SAMPLES, engine=engine, jobs=1, threads=threads)
+        own = make_backgrounds(run.video, frames, run.folder, background, source, window, match_exposure, samples or DEFAULT_SAMPLES, engine=engine, jobs=1, threads=threads, spans=spans)
         distinct = set(own.values())
         base, source = (distinct.pop() if len(distinct) == 1 else run.folder), iter(frames)
     elif background == "lighten":

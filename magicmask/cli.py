@@ -239,6 +239,7 @@ def run(
     window: Annotated[float, typer.Option("--window", help="Seconds: each keyframe gets its own background from the frames within WINDOW/2 of it (0: one background).")] = 0.0,
     match_exposure: Annotated[bool, typer.Option("--match-exposure", help="Shift the background's brightness to each keyframe's before the mask.")] = False,
     samples: Annotated[int, typer.Option("--samples", help="The most frames a median holds (evenly sampled): memory is about SAMPLES frames.")] = 100,
+    span: Annotated[Optional[list[str]], typer.Option("--span", help="START-END in seconds (8- means to the end); with --from video only these parts of the video feed the background, e.g. where nobody stands still. Repeatable.", show_default=False)] = None,
     threshold: Threshold = "5%",
     blur: Blur = "0x3",
     threshold2: Threshold2 = "20%",
@@ -260,8 +261,10 @@ def run(
     from magicmask.keyframes import probe_soon
 
     probe_soon(video[0])  # ffmpeg needs its answer: ask while the rest of the program loads
+    from magicmask.statistics import parse_span
+
     cluster = _scheduler(backend, scheduler)
-    better = dict(source=source, window=window, match_exposure=match_exposure, samples=samples)
+    better = dict(source=source, window=window, match_exposure=match_exposure, samples=samples, spans=[parse_span(text) for text in span or ()])
     _run_videos(video, output, background_choice, _params(threshold, blur, threshold2, blur2), engine, jobs, force, sheet, quiet, cluster, better)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +51,7 @@ def run(
     window: float = 0.0,
     match_exposure: bool = False,
     samples: int | None = None,
+    spans: Sequence[tuple[float, float]] = (),
 ) -> RunResult:
     """Run the blog's whole recipe on one video.
 
@@ -94,6 +95,9 @@ def run(
         Shift the background's brightness to each keyframe's (per-channel median offset) before the mask.
     samples : int, optional
         The most frames a median holds (evenly sampled); bounds memory (see :mod:`magicmask.statistics`).
+    spans : sequence of (start, end)
+        With ``source="video"``: only the frames in these spans (seconds from the video's start) feed the
+        statistic, e.g. the parts of a take where nobody stands still.
 
     Whatever the background, each mask is what the seed's ``convert`` chain makes from the frame and the
     background file written for it.
@@ -113,9 +117,9 @@ def run(
     custom = os.fspath(background) not in BACKGROUNDS
     if custom:
         background_path = check_tiff(background, "background")
-    seed_like = source == "keyframes" and not window and not match_exposure
+    seed_like = source == "keyframes" and not window and not match_exposure and not spans
     if not seed_like or background in ("darken", "mean", "median"):
-        return _run_with_statistics(video, out_dir, background, params, engine, progress, jobs, force, scheduler, source, window, match_exposure, samples)
+        return _run_with_statistics(video, out_dir, background, params, engine, progress, jobs, force, scheduler, source, window, match_exposure, samples, tuple(spans))
     keyframes = Keyframes(video, out_dir)
     extracted = counter(progress, "keyframes", 0)
 
@@ -156,7 +160,7 @@ def run(
     return RunResult(out_dir, frames, background_path, outputs, errors)
 
 
-def _run_with_statistics(video, out_dir, background, params, engine, progress, jobs, force, scheduler, source, window, match_exposure, samples) -> RunResult:
+def _run_with_statistics(video, out_dir, background, params, engine, progress, jobs, force, scheduler, source, window, match_exposure, samples, spans=()) -> RunResult:
     """:func:`run` with a background from :func:`magicmask.statistics.make_backgrounds`: every keyframe is
     extracted first, then the backgrounds are made (one, or one per keyframe), then the masks."""
     from magicmask.statistics import DEFAULT_SAMPLES, make_backgrounds
@@ -174,7 +178,7 @@ def _run_with_statistics(video, out_dir, background, params, engine, progress, j
         if progress is not None:
             progress("background", done, total)
 
-    backgrounds = make_backgrounds(video, frames, out_dir, background, source, window, match_exposure, samples or DEFAULT_SAMPLES, step, engine=engine, jobs=jobs)
+    backgrounds = make_backgrounds(video, frames, out_dir, background, source, window, match_exposure, samples or DEFAULT_SAMPLES, step, engine=engine, jobs=jobs, spans=spans)
     errors: list[MagicmaskError] = []
     mask_frames(frames, backgrounds, out_dir, params, counter(progress, "masks", len(frames)), errors.append, engine, jobs, force, scheduler=scheduler)
     distinct = set(backgrounds.values())

@@ -87,7 +87,7 @@ def _digest(path: str) -> str:
     return digest.hexdigest()
 
 
-def options_of(background: str | os.PathLike, params: MaskParams, engine: str, sheet: bool, *, source: str = "keyframes", window: float = 0.0, match_exposure: bool = False, samples: int | None = None) -> dict:
+def options_of(background: str | os.PathLike, params: MaskParams, engine: str, sheet: bool, *, source: str = "keyframes", window: float = 0.0, match_exposure: bool = False, samples: int | None = None, spans=()) -> dict:
     """The options that decide a run's outputs, as recorded (a custom background as an absolute path;
     the better backgrounds' options only when they are used)."""
     mode = os.fspath(background)
@@ -98,7 +98,7 @@ def options_of(background: str | os.PathLike, params: MaskParams, engine: str, s
 
     if samples == DEFAULT_SAMPLES or mode != "median":
         samples = None  # only a median's sample count changes what is made
-    better = {"from": source, "window": window, "match_exposure": match_exposure, "samples": samples}
+    better = {"from": source, "window": window, "match_exposure": match_exposure, "samples": samples, "spans": [[a, b if b != float("inf") else None] for a, b in spans] or None}
     options.update({key: value for key, value in better.items() if value not in ("keyframes", 0, 0.0, False, None)})
     return options
 

@@ -95,6 +95,9 @@ class Scene:
         A light in the right third of the frame brightening from 0 to ``lamp`` of full scale over the video.
     noise : float
         Camera noise: Gaussian, this standard deviation (of full scale) per pixel, channel and frame.
+    spans : tuple of (start, end)
+        The parts of the video in which no figure stands still, in seconds: what someone who has watched it
+        would pass to ``--span`` (empty: the whole video).
     """
 
     name: str
@@ -106,6 +109,7 @@ class Scene:
     drift: tuple[float, float] = (0.0, 1.0)
     lamp: float = 0.0
     noise: float = 0.0
+    spans: tuple[tuple[float, float], ...] = ()
     width: int = 1280
     height: int = 720
     seed: int = 7
@@ -212,6 +216,6 @@ SCENES = {
         noise=0.02,
     ),
     "lamp": Scene("lamp", "a light brightens one part of the frame (ours)", 10.0, (Figure(_sweep(0.1, 0.9, 0.0, 10.0)),), lamp=0.15),
-    "stop": Scene("stop", "figure stands still for 6 s of 10 (ours)", 10.0, (Figure(_stop),)),
+    "stop": Scene("stop", "figure stands still for 6 s of 10 (ours)", 10.0, (Figure(_stop),), spans=((0.0, 2.0), (8.0, 10.0))),
 }
 """The bench's scenes: the three of issue 9's table, then ours."""

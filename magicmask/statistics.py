@@ -310,6 +310,52 @@ def frames_background(
     return write_background(pixels, output, frames[0])
 
 
+# --- Spans: the parts of the video a background is made from ---------------------------------------------
+
+
+def parse_span(text: str) -> tuple[float, float]:
+    """``"START-END"`` in seconds from the video's start (``"8-"``: to its end) as ``(start, end)``.
+
+    Raises
+    ------
+    MagicmaskError
+        For anything else, or an end not after the start.
+    """
+    start, dash, end = str(text).strip().partition("-")
+    try:
+        span = (float(start), float(end) if end.strip() else float("inf"))
+    except ValueError:
+        span = None
+    if not dash or span is None or not (0 <= span[0] < span[1]) or span[0] != span[0]:
+        raise MagicmaskError(f"span {text!r} is not START-END in seconds, the end after the start", hint="use e.g. --span 0-2, or --span 8- for 8 s to the end")
+    return span
+
+
+def in_spans(times: np.ndarray, spans: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Which frames, at ``times`` (sorted, seconds), lie in any of ``spans`` (``[start, end)``, in seconds from
+    the first frame's time)."""
+    times = np.asarray(times, dtype=np.float64)
+    offset = times - times[0]
+    chosen = np.zeros(len(times), dtype=bool)
+    for start, end in spans:
+        chosen |= (offset >= start - _EPS) & (offset < end - _EPS)
+    return chosen
+
+
+def _only(frames: Iterable[np.ndarray], chosen: np.ndarray) -> Iterator[np.ndarray]:
+    """The frames whose index is ``chosen``; stops reading after the last one."""
+    last = int(np.flatnonzero(chosen)[-1])
+    for index, frame in enumerate(frames):
+        if chosen[index]:
+            yield frame
+        if index >= last:
+            return
+
+
+def _describe(spans: Sequence[tuple[float, float]]) -> str:
+    return ", ".join(f"{a:g}-{'' if b == float('inf') else f'{b:g}'} s" for a, b in spans)
+
+
 # --- Windows ------------------------------------------------------------------------------------------
 
 
@@ -418,7 +464,14 @@ def exposure_matched(background: np.ndarray, frame: np.ndarray) -> tuple[np.ndar
 # --- The entry points ---------------------------------------------------------------------------------
 
 
-def check_options(method, source, window, samples) -> None:
+def check_options(method, source, window, samples, spans=()) -> None:
+    if spans:
+        if source != "video":
+            raise MagicmaskError("--span picks frames of the video", hint="add --from video")
+        if window:
+            raise MagicmaskError("--span and --window both choose the frames of a background", hint="use one of them")
+        if method not in STATISTICS:
+            raise MagicmaskError(f"--span needs a statistic, not {os.fspath(method)!r}", hint=f"use --background {' or '.join(STATISTICS)}")
     if source not in SOURCES:
         raise MagicmaskError(f"unknown source {source!r}", hint=f"use one of: {', '.join(SOURCES)}")
     if not isinstance(window, (int, float)) or window < 0 or window != window:
@@ -454,6 +507,7 @@ def make_backgrounds(
     engine: str = DEFAULT_ENGINE,
     jobs: int | None = None,
     threads: int | None = None,
+    spans: Sequence[tuple[float, float]] = (),
 ) -> dict[Path, Path]:
     """The background of every keyframe: one for the run, one per keyframe window, exposure-matched or not.
 
@@ -486,6 +540,10 @@ def make_backgrounds(
     threads : int, optional
         The threads of a median, when they differ from ``jobs`` (e.g. ``jobs=1`` to keep the folds in this
         process while the median uses every core); all cores by default.
+    spans : sequence of (start, end)
+        With ``source="video"`` and no window: only the frames in these spans (seconds from the video's
+        start, ``[start, end)``, see :func:`parse_span`) feed the statistic, e.g. the parts of a take where
+        nobody stands still (a clean plate).
 
     Returns
     -------
@@ -508,7 +566,7 @@ def make_backgrounds(
     if not keyframes:
         raise MagicmaskError("no keyframes to make backgrounds for", hint="extract keyframes first")
     custom = os.fspath(method) not in METHODS
-    check_options(method, source, window, samples)
+    check_options(method, source, window, samples, spans)
     out_dir = Path(out_dir)
     threads = resolve_jobs(jobs if threads is None else threads)
     first = keyframes[0]
@@ -578,8 +636,15 @@ def make_backgrounds(
             else:
                 frames = kf.iter_frames(video, info=info)
                 count = info.frames
+            chosen = in_spans(times, spans) if spans else None
+            if chosen is not None and not chosen.any():
+                frames.close()
+                raise MagicmaskError(f"no frame of the video lies in {_describe(spans)} (it lasts {info.duration:g} s)", video, "use spans within the video")
             with contextlib.closing(frames):  # stops ffmpeg if anything fails half-way
-                pixels = statistic(_ticking(frames, tick), method, count, samples, threads)
+                fed = _ticking(frames, tick)
+                if chosen is not None:
+                    fed, count = _only(fed, chosen), int(chosen.sum())
+                pixels = statistic(fed, method, count, samples, threads)
             base = write_background(pixels, out_dir / BACKGROUND_NAME, first)
         for frame in keyframes:
             settle(frame, path=base)

@@ -26,6 +26,7 @@ def assert_masks_match_convert(result, tmp_path):
         ("darken", dict(source="video")),
         ("median", dict(source="video", window=0.8)),
         ("median", dict(source="video", match_exposure=True)),
+        ("median", dict(source="video", spans=[(0.0, 0.5), (1.0, float("inf"))])),
         ("lighten", dict(source="keyframes", window=0.8, match_exposure=True)),
     ],
 )
@@ -83,6 +84,13 @@ def test_cli_run_with_better_backgrounds_writes_a_record_that_checks(tmp_path):
     assert len(list((tmp_path / "w").glob("t*-background.tiff"))) >= 1
     bad = runner.invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "b"), "-b", "first", "--window", "2"])
     assert bad.exit_code == 1 and "--window needs a statistic" in bad.output
+    spanned = runner.invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "s"), "-b", "median", "--from", "video", "--span", "0-0.5", "--span", "1-", "-q"])
+    assert spanned.exit_code == 0, spanned.output
+    assert json.loads((tmp_path / "s" / "magicmask.json").read_text())["options"]["spans"] == [[0.0, 0.5], [1.0, None]]
+    assert runner.invoke(app, ["check", str(tmp_path / "s"), "-q"]).exit_code == 0
+    for args, message in [(["--span", "2-1", "--from", "video"], "not START-END"), (["--span", "0-1"], "add --from video")]:
+        refused = runner.invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "r"), "-b", "median", *args])
+        assert refused.exit_code == 1 and message in refused.output, refused.output
 
 
 @pytest.mark.parametrize("method", ["mean", "median"])

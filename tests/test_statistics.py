@@ -371,3 +371,44 @@ def test_lower_median_of_8bit_frames_counts_exactly(monkeypatch, count):
     monkeypatch.setattr(st, "_BAND_BYTES", 9 * 3 * count * 4)  # 4 rows per band
     for frames in (noisy, flat, extremes, gray):
         assert np.array_equal(st.lower_median(frames, threads=2), lower_median(np.stack(frames)))
+
+
+# --- spans --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, span", [("0-2", (0.0, 2.0)), ("8-", (8.0, float("inf"))), (" 1.5-3.25 ", (1.5, 3.25))])
+def test_spans_read_start_dash_end_in_seconds(text, span):
+    assert st.parse_span(text) == span
+
+
+@pytest.mark.parametrize("text", ["", "2", "3-1", "2-2", "-2", "a-b", "nan-3", "1-2-3"])
+def test_a_span_that_is_not_start_dash_end_is_refused(text):
+    with pytest.raises(MagicmaskError, match="not START-END"):
+        st.parse_span(text)
+
+
+@pytest.mark.parametrize("method", ["median", "mean", "lighten"])
+def test_statistic_of_the_frames_in_spans_is_exact(clip, method, tmp_path):
+    """Only the frames whose time lies in a span feed the background (seconds from the first frame)."""
+    video, frames, stack = clip
+    times = kf.frame_times(video)
+    spans = [(0.0, 0.2), (0.8, float("inf"))]
+    chosen = st.in_spans(times, spans)
+    offset = times - times[0]
+    assert np.array_equal(chosen, (offset < 0.2 - 1e-6) | (offset >= 0.8 - 1e-6)) and 0 < chosen.sum() < len(times)
+    st.make_backgrounds(video, frames, tmp_path, method, "video", spans=spans)
+    assert np.array_equal(st.read_frame(tmp_path / "background.tiff"), REFERENCES[method](stack[chosen]))
+
+
+def test_spans_are_refused_where_they_mean_nothing(clip, tmp_path):
+    video, frames, _ = clip
+    cases = [
+        (dict(method="median", source="keyframes"), "add --from video"),
+        (dict(method="median", source="video", window=0.4), "--span and --window"),
+        (dict(method="first", source="video"), "--span needs a statistic"),
+        (dict(method="median", source="video", spans=[(30.0, 40.0)]), "no frame of the video lies in 30-40 s"),
+    ]
+    for options, message in cases:
+        options.setdefault("spans", [(0.0, 0.4)])
+        with pytest.raises(MagicmaskError, match=message):
+            st.make_backgrounds(video, frames, tmp_path, **options)
