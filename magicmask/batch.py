@@ -313,7 +313,7 @@ def _frame_jobs(video: _Video, background, params: MaskParams, engine: str, forc
     """The frames of one video still to do, as jobs for the workers (as :func:`magicmask.pipeline.run` picks them).
 
     Backgrounds are made here, before the video's first job: folds in this process, medians in ``threads``
-    threads (the run's workers have nothing else to do until then)."""
+    threads (this video's frames wait for them)."""
     run = video.run
     keyframes = video.keyframes = Keyframes(run.video, run.folder)
     own: dict[Path, Path] = {}
