@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from stat import S_ISREG
 
 import ffmpeg
 
@@ -88,11 +89,26 @@ def _probe_command(video: Path) -> list[str]:
 
 def _probe_info(video: Path) -> dict:
     """ffprobe's JSON for ``video`` (a checked path), from :func:`probe_soon`'s process when it was started."""
-    process = _started_probe(video) or subprocess.Popen(_probe_command(video), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return _probe_json(_probe_command(video), video, started=_started_probe(video), failed="ffmpeg cannot read this as a video", hint="pass a video file (e.g. MP4)", lines=1)
+
+
+def _probe_json(args: list[str], video, *, started: subprocess.Popen | None = None, failed: str = "ffprobe failed", hint: str = "check that the file is a complete video", lines: int = 2) -> dict:
+    """Run ffprobe's ``args`` (or read ``started``, the same command already running) and parse its JSON;
+    a failure says ``failed``, the last ``lines`` of ffprobe's message, and ``hint``."""
+    process = started
+    if process is None:
+        args = [ffmpeg_binary("ffprobe"), *args[1:]] if args and args[0] == "ffprobe" else args
+        try:
+            process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except FileNotFoundError:
+            raise MagicmaskError("ffprobe is not installed", hint=_INSTALL_HINT) from None
     out, err = process.communicate()
     if process.returncode != 0:
-        raise MagicmaskError(f"ffmpeg cannot read this as a video: {_tail(err, 1)}", video, "pass a video file (e.g. MP4)")
-    return json.loads(out.decode("utf-8"))
+        raise MagicmaskError(f"{failed}: {_tail(err, lines)}", video, hint)
+    try:
+        return json.loads(out or b"{}")
+    except ValueError:
+        raise MagicmaskError("ffprobe printed no readable answer", video, hint) from None
 
 
 _EARLY: dict[tuple, subprocess.Popen] = {}
@@ -104,7 +120,7 @@ def _identity_of(video: Path) -> tuple | None:
         stat = video.stat()
     except OSError:
         return None
-    return (os.path.realpath(video), stat.st_size, stat.st_mtime_ns) if os.path.isfile(video) else None
+    return (os.path.realpath(video), stat.st_size, stat.st_mtime_ns) if S_ISREG(stat.st_mode) else None
 
 
 def probe_soon(video: str | os.PathLike) -> None:
@@ -470,20 +486,6 @@ def _rate(text: str | None) -> float:
         return float(num) / float(den or 1)
     except (ValueError, ZeroDivisionError):
         return 0.0
-
-
-def _probe_json(args: list[str], video) -> dict:
-    args = [ffmpeg_binary("ffprobe"), *args[1:]] if args and args[0] == "ffprobe" else args
-    try:
-        done = subprocess.run(args, capture_output=True)
-    except FileNotFoundError:
-        raise MagicmaskError("ffprobe is not installed", hint=_INSTALL_HINT) from None
-    if done.returncode != 0:
-        raise MagicmaskError(f"ffprobe failed: {_tail(done.stderr)}", video, "check that the file is a complete video")
-    try:
-        return json.loads(done.stdout or b"{}")
-    except ValueError:
-        raise MagicmaskError("ffprobe printed no readable answer", video, "check that the file is a complete video") from None
 
 
 def frame_times_command(video: str | os.PathLike) -> list[str]:
