@@ -28,7 +28,7 @@ frames, evenly spread, the first one included; every frame when ``n <= samples``
     F * (samples + 1)  +  threads * min(8 MB, F * samples)  +  about 4 F
 
 with ``F = W * H * C * B`` the bytes of one frame (``B`` = 1 for 8-bit frames, 2 for 16-bit ones): the
-sampled frames, the bands being partitioned (a few rows of every sample, 8 MB at most, one per thread),
+sampled frames, the bands being worked on (a few rows of every sample, 8 MB at most, one per thread),
 and the frame being read plus the background being written. For 1080p 8-bit video (F = 6.2 MB) and the
 default ``samples=100``: about 0.67 GB (1.3 GB for 16-bit), whatever the length of the video.
 
@@ -81,8 +81,11 @@ _EPS = 1e-6  # seconds: timestamps from ffprobe have microsecond resolution
 # --- Frames as arrays, backgrounds as TIFF files ------------------------------------------------------
 
 
-def _raw_format(gray: bool, alpha: bool) -> tuple[str, int]:
-    return {(True, False): ("gray", 1), (True, True): ("graya", 2), (False, False): ("rgb", 3), (False, True): ("rgba", 4)}[(gray, alpha)]
+def _layout(image) -> tuple[int, int, str, int, int]:
+    """``(width, height, raw format, channels, depth)`` in which magicmask holds a Wand image's pixels."""
+    gray, alpha = image.colorspace == "gray", bool(image.alpha_channel)
+    raw_format, channels = {(True, False): ("gray", 1), (True, True): ("graya", 2), (False, False): ("rgb", 3), (False, True): ("rgba", 4)}[(gray, alpha)]
+    return *image.size, raw_format, channels, 16 if image.depth > 8 else 8
 
 
 def read_frame(path: str | os.PathLike, role: str = "frame") -> np.ndarray:
@@ -94,9 +97,7 @@ def read_frame(path: str | os.PathLike, role: str = "frame") -> np.ndarray:
     from magicmask.engines import wand
 
     with wand.read_tiff(path, role) as image:
-        width, height = image.size
-        raw_format, channels = _raw_format(image.colorspace == "gray", bool(image.alpha_channel))
-        depth = 16 if image.depth > 8 else 8
+        width, height, raw_format, channels, depth = _layout(image)
         with image.clone() as copy:
             copy.depth = depth
             copy.options["endian"] = "LSB"
@@ -120,9 +121,7 @@ def write_background(pixels: np.ndarray, path: str | os.PathLike, template: str 
     from magicmask.engines import wand
 
     with wand.read_tiff(template) as image:
-        width, height = image.size
-        raw_format, channels = _raw_format(image.colorspace == "gray", bool(image.alpha_channel))
-        depth = 16 if image.depth > 8 else 8
+        width, height, raw_format, channels, depth = _layout(image)
         if pixels.shape != (height, width, channels):
             raise MagicmaskError(f"background is {pixels.shape[1]}x{pixels.shape[0]}x{pixels.shape[2]} but the frames are {width}x{height}x{channels}", template, "use frames of one video")
         data = np.ascontiguousarray(pixels, dtype="<u2" if depth == 16 else np.uint8).tobytes()
