@@ -62,10 +62,33 @@ class Comparison:
     total_pixels: int
     note: str = ""
     engine: str = ""
+    readable: bool = True
+    """False when either file could not be decoded (``note`` then says which, and why)."""
 
     @property
     def status(self) -> str:
         return "identical" if self.identical else "differs"
+
+
+def _unreadable(label: str, exc: BaseException) -> str:
+    """Why a file cannot be decoded, in one short line (ImageMagick's reason without its source location)."""
+    if isinstance(exc, MagicmaskError):
+        reason = exc.message
+    elif isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+    else:
+        reason = str(exc).split(" `")[0]  # "Not enough data for scanline 0. `PackBitsDecode' @ error/tiff.c/..."
+    reason = " ".join(reason.split()).rstrip(".") or type(exc).__name__
+    return f"{label}: {reason[:160]}"
+
+
+def _facts_or_reason(path: Path, label: str) -> ImageFacts | str:
+    from wand.exceptions import WandException
+
+    try:
+        return image_facts(path)
+    except (MagicmaskError, WandException, OSError, ValueError) as exc:  # ValueError: pixels of the wrong length
+        return _unreadable(label, exc)
 
 
 def compare_files(ours: str | os.PathLike, reference: str | os.PathLike, name: str | None = None) -> Comparison:
@@ -73,6 +96,10 @@ def compare_files(ours: str | os.PathLike, reference: str | os.PathLike, name: s
 
     Identical means: same size, bit depth, colour space and alpha, the same pixels, and for JPEG
     files the same bytes. ``differing_pixels`` counts pixels where any channel differs.
+
+    A file that cannot be decoded (damaged, truncated, not an image) is never raised: the result is
+    not identical, ``readable`` is False and ``note`` says ``cannot read: REASON`` (``ours``) or
+    ``cannot read the reference: REASON``.
     """
     ours, reference = Path(ours), Path(reference)
     name = name or ours.name
@@ -80,7 +107,10 @@ def compare_files(ours: str | os.PathLike, reference: str | os.PathLike, name: s
         return Comparison(name, False, 0, 0, "magicmask wrote no file")
     if not reference.exists():
         return Comparison(name, False, 0, 0, "convert wrote no file")
-    a, b = image_facts(ours), image_facts(reference)
+    a, b = _facts_or_reason(ours, "cannot read"), _facts_or_reason(reference, "cannot read the reference")
+    reasons = [facts for facts in (a, b) if isinstance(facts, str)]
+    if reasons:
+        return Comparison(name, False, 0, 0, "; ".join(reasons), readable=False)
     total = b.size[0] * b.size[1]
     if a.size != b.size:
         return Comparison(name, False, total, total, f"size {a.form} vs {b.form}")
@@ -88,6 +118,6 @@ def compare_files(ours: str | os.PathLike, reference: str | os.PathLike, name: s
     notes = []
     if a.form != b.form:
         notes.append(f"form {a.form} vs {b.form}")
-    if _coder(reference) == "jpeg" and ours.read_bytes() != reference.read_bytes():
+    if reference.read_bytes()[:3] == b"\xff\xd8\xff" and ours.read_bytes() != reference.read_bytes():
         notes.append("JPEG bytes differ")
     return Comparison(name, differing == 0 and not notes, differing, total, "; ".join(notes))

@@ -406,6 +406,16 @@ def verify(path: str | os.PathLike, rerun: bool = True, jobs: int | None = None,
     return extra + list(verdicts.values())
 
 
+def _rerun_result(compared, counted: str) -> tuple[str, str]:
+    """A re-run's verdict and note from a :class:`~magicmask.compare.Comparison`: ``counted`` says how many
+    pixels differ; a file that cannot be decoded is ``differs`` (the folder's) or ``failed`` (the re-run's)."""
+    if compared.identical:
+        return "identical", ""
+    if not compared.readable:
+        return ("differs" if compared.note.startswith("cannot read:") else "failed"), compared.note
+    return "differs", ", ".join(filter(None, (counted, compared.note)))
+
+
 def _rerun_keyframes(ours: Recipe, video: str, record: dict, folder: Path, work: Path, compare_files) -> dict:
     from magicmask.keyframes import _run
 
@@ -421,7 +431,7 @@ def _rerun_keyframes(ours: Recipe, video: str, record: dict, folder: Path, work:
         if not (folder / name).is_file():
             continue
         compared = compare_files(folder / name, work / name)
-        results[name] = ("identical", "") if compared.identical else ("differs", ", ".join(filter(None, (f"ffmpeg now: {compared.differing_pixels} pixels differ", compared.note))))
+        results[name] = _rerun_result(compared, f"ffmpeg now: {compared.differing_pixels} pixels differ")
     made = sorted(p.name for p in work.glob("t*.tiff"))
     if made != sorted(names):
         for name in names:
@@ -474,7 +484,7 @@ def _rerun_convert(ours: Recipe, keyframes: list[str], background: str, record: 
             results[name] = ("not re-run", "")
         else:
             compared = compare_files(folder / name, work / name)
-            results[name] = ("identical", "") if compared.identical else ("differs", ", ".join(filter(None, (f"convert: {compared.differing_pixels} of {compared.total_pixels} pixels differ", compared.note))))
+            results[name] = _rerun_result(compared, f"convert: {compared.differing_pixels} of {compared.total_pixels} pixels differ")
         if progress is not None:
             progress(name)
 
