@@ -173,7 +173,8 @@ def temp_prefix() -> str:
     return f"{TEMP_PREFIX}tmp-{os.getpid()}@{_host_tag()}-"
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True when a process ``pid`` runs on this machine (this process counts; so does another user's)."""
     if pid == os.getpid():
         return True
     try:
@@ -191,7 +192,8 @@ def sweep_stale(folder: str | os.PathLike) -> list[Path]:
     An interruption magicmask sees (Ctrl-C, SIGTERM) removes its own temporary files; SIGKILL or a
     power cut cannot, and a keyframe extraction then leaves a folder of ffmpeg's TIFFs behind. This
     removes ``.magicmask-tmp-PID@HOST-*`` entries of this machine whose process no longer runs; those of
-    running processes, of other machines (a shared folder) and other hidden files are left alone.
+    running processes, of other machines (a shared folder) and other hidden files (such as the folder's
+    lock, ``.magicmask-lock.json``, see :mod:`magicmask.lock`) are left alone.
     Returns what was removed.
     """
     removed = []
@@ -201,7 +203,7 @@ def sweep_stale(folder: str | os.PathLike) -> list[Path]:
         return removed
     for entry in entries:
         owned = _OWNED.match(entry.name)
-        if owned is None or owned.group(2) != _host_tag() or _alive(int(owned.group(1))):
+        if owned is None or owned.group(2) != _host_tag() or pid_alive(int(owned.group(1))):
             continue
         try:
             if entry.is_dir(follow_symlinks=False):
