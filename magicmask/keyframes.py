@@ -49,10 +49,27 @@ def file_url(path: str | os.PathLike, pattern: bool = False) -> str:
     return "file:" + path
 
 
+_FILE_URL = re.compile(r"""(^|[\s'"(\[])file:(?=/)""", re.M)  # the ``file:`` that file_url adds, which users never typed
+_ADDRESS = re.compile(r"\[(\S+) @ 0x[0-9a-f]+\]")  # "[mpeg4 @ 0x5572afaf5f00]": the decoder's address in memory
+
+
 def _tail(stderr: bytes | str, lines: int = 2) -> str:
+    """The last ``lines`` useful lines of ffmpeg's ``stderr`` on one line, without ``file:`` prefixes and addresses."""
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    text = _ADDRESS.sub(r"[\1]", _FILE_URL.sub(r"\1", text))
     useful = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith(("  ", "ffmpeg version", "built with", "configuration:", "lib"))]
     return " / ".join(useful[-lines:]) if useful else "no message"
+
+
+def damage_warning(stderr: bytes | str) -> str | None:
+    """The one-line warning for what ffmpeg printed while decoding successfully, or None when it printed nothing.
+
+    ffmpeg runs with ``-loglevel error``: a healthy file prints nothing, so any message is an error it
+    decoded past (a damaged or truncated file: ``Error at MB: 662``, ``overread 8``), never chatter.
+    """
+    if not stderr or not stderr.strip():
+        return None
+    return f"ffmpeg reported decoding errors (the video may be damaged or truncated): {_tail(stderr)}"
 
 
 def _check_video_path(video) -> Path:
@@ -262,6 +279,10 @@ class Keyframes:
     not replaced, so a re-run leaves it (and its modification time) as it was. When an earlier
     complete extraction of the same video is recorded in ``out_dir``, its keyframes are used as they are.
 
+    ffmpeg exits 0 on a damaged or truncated file it decoded past; what it printed then becomes
+    :attr:`warnings` (one line each, see :func:`damage_warning`), kept in the extraction's record so that
+    a re-run using its keyframes says it too.
+
     Names keep the seed's two digits up to 99 keyframes; :meth:`finish` widens them all (``t001``...)
     when there are more, renaming outputs made from them too, so names keep sorting.
     """
@@ -272,6 +293,8 @@ class Keyframes:
         self.pix_fmt = keyframe_pix_fmt(self.stream.get("pix_fmt"))
         self.out_dir = Path(out_dir)
         self.paths: list[Path] = []
+        self.warnings: list[str] = []
+        """One-line warnings (see :func:`damage_warning`), complete once iteration has ended."""
         self._recorded = self._read_marker()
         self._width = max(2, len(str(self._recorded["count"]))) if self._recorded else 2
 
@@ -307,6 +330,7 @@ class Keyframes:
     def _generate(self) -> Iterator[Path]:
         sweep_stale(self.out_dir)  # what a killed run left here (its keyframe folder, half-written outputs)
         if self._recorded:
+            self.warnings = [str(w) for w in self._recorded.get("warnings", []) if isinstance(w, str)]
             for name in frame_names(self._recorded["count"]):
                 self.paths.append(self.out_dir / name)
                 yield self.out_dir / name
@@ -334,11 +358,15 @@ class Keyframes:
                 else:
                     time.sleep(0.01)
             errors.seek(0)
-            said = f": {_tail(errors.read())}" if process.returncode != 0 else ""
+            printed = errors.read()
+            said = f": {_tail(printed)}" if process.returncode != 0 else ""
             if index == 1:
                 raise MagicmaskError(f"ffmpeg found no keyframe in the video{said}", self.video, "check that the video plays, or re-encode it with keyframes")
             if process.returncode != 0:
                 raise MagicmaskError(f"ffmpeg failed to extract keyframes{said}", self.video, "check that the file is a complete video")
+            warning = damage_warning(printed)
+            if warning is not None:
+                self.warnings.append(warning)
         finally:
             if process.poll() is None:
                 process.kill()
@@ -371,7 +399,7 @@ class Keyframes:
                         os.replace(made, new.with_name(new.stem + suffix))
             self.paths = final
         if not self._recorded:
-            write_atomic(self.out_dir / MARKER_NAME, json.dumps({**self._identity(), "count": len(final)}).encode())
+            write_atomic(self.out_dir / MARKER_NAME, json.dumps({**self._identity(), "count": len(final), "warnings": self.warnings}).encode())
         return list(self.paths)
 
 
@@ -582,6 +610,8 @@ def iter_frames(
     duration: float | None = None,
     info: VideoInfo | None = None,
     keyframes_only: bool = False,
+    *,
+    warnings: list[str] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the decoded frames of ``video`` one at a time, as ``(height, width, channels)`` arrays.
 
@@ -601,6 +631,9 @@ def iter_frames(
         :func:`video_info` of the video, when already known.
     keyframes_only : bool
         Only the keyframes (``-skip_frame nokey``), the frames :func:`extract_keyframes` writes.
+    warnings : list, optional
+        Once the last frame is read, a one-line warning is appended to it when ffmpeg reported
+        decoding errors but went on (a damaged or truncated file; see :func:`damage_warning`).
 
     Raises
     ------
@@ -646,6 +679,9 @@ def iter_frames(
         finished = True
         if process.returncode != 0:
             raise MagicmaskError(f"ffmpeg failed to decode the video: {_tail(b''.join(errors))}", video, "check that the file is a complete video")
+        warning = damage_warning(b"".join(errors))
+        if warning is not None and warnings is not None:
+            warnings.append(warning)
     finally:
         if not finished and process.poll() is None:
             process.kill()  # the caller stopped early (or failed): stop decoding
