@@ -3,19 +3,61 @@
 The blog post "Creating image masks from video file" as a library and a command line tool:
 extract keyframes with ffmpeg, build a background, and write for every frame ``NAME-mask.tiff``
 and ``NAME-clean.jpg`` exactly as the post's ``convert`` commands do.
+
+>>> import magicmask                                                  # doctest: +SKIP
+>>> result = magicmask.run("dance.mp4", "dance")                      # the blog's recipe, one folder
+>>> magicmask.verify(result.folder)                                   # re-run the commands, compare exactly
+
+Importing magicmask changes nothing in the process (no environment variable, no allocator setting):
+the command line makes those choices for itself.
 """
 
-__version__ = "0.1.0"
-
-import os as _os
-
-# ImageMagick reads its policy when MagickWand starts: point it at magicmask's own resource limits
-# (magicmask/policy/policy.xml) unless the user chose a configuration path.
-_os.environ.setdefault("MAGICK_CONFIGURE_PATH", _os.path.join(_os.path.dirname(__file__), "policy"))
-# Wand looks for MagickWand under a dozen names, asking ldconfig and gcc for each (about 0.25 s per
-# process, workers included); Debian's ImageMagick 6 Q16 is tried first, the others still after it.
-_os.environ.setdefault("WAND_MAGICK_LIBRARY_SUFFIX", "-6.Q16")
+__version__ = "0.2.0.dev0"
 
 from magicmask.errors import MagicmaskError  # noqa: E402
 
-__all__ = ["MagicmaskError", "__version__"]
+POLICY_FOLDER = __path__[0] + "/policy"
+"""A folder holding magicmask's ImageMagick policy (larger resource limits than Debian's): the command line
+points ``MAGICK_CONFIGURE_PATH`` at it; library users of the wand engine may do the same before importing Wand."""
+
+__all__ = [
+    "MagicmaskError",
+    "Options",
+    "RunResult",
+    "__version__",
+    "backgrounds",
+    "check",
+    "display",
+    "masks",
+    "run",
+    "run_many",
+    "verify",
+]
+
+_LAZY = {
+    "Options": ("magicmask.options", "Options"),
+    "RunResult": ("magicmask.job", "RunResult"),
+    "run": ("magicmask.job", "run"),
+    "run_many": ("magicmask.job", "run_many"),
+    "masks": ("magicmask.masks", "mask_frames"),
+    "backgrounds": ("magicmask.statistics", "make_backgrounds"),
+    "display": ("magicmask.background", "keyframe_display"),
+    "check": ("magicmask.check", "check"),
+    "verify": ("magicmask.record", "verify"),
+}
+
+
+def __getattr__(name: str):
+    """The public functions, imported on first use (``import magicmask`` stays light for the command line)."""
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'magicmask' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

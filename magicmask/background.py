@@ -106,7 +106,7 @@ def _fold_in_parallel(fold, frames: list[Path], engine: str, colour: str, jobs: 
     chunks = [(engine, fold.compose, colour, frames[i : i + size]) for i in range(0, len(frames), size)]
     with tempfile.TemporaryDirectory(prefix="magicmask-fold-") as folder:
         partial = Path(folder) / "partial.tiff"
-        for task, data, error in run_tasks(fold_chunk, chunks, jobs, threads=getattr(get_engine(engine), "THREADS", False)):
+        for task, data, error in run_tasks(fold_chunk, chunks, jobs, threads=get_engine(engine).THREADS):
             if error is not None:
                 raise as_magicmask_error(error, task[3][0])
             partial.write_bytes(data)

@@ -1,11 +1,18 @@
-"""The ``magicmask`` command: parse options, call one library function, print one-line errors."""
+"""The ``magicmask`` command: parse options, call one library function, print one-line errors.
+
+Process-wide settings are made here and nowhere else: ImageMagick's policy folder and library name
+(environment variables, read when MagickWand loads), glibc's handling of freed memory, the garbage
+collector at exit, and quiet threads after an interruption.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import gc
+import os
 import signal
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -37,8 +44,11 @@ Threshold2 = Annotated[str, typer.Option("--threshold2", help="Second -threshold
 Blur2 = Annotated[str, typer.Option("--blur2", help="Second -blur geometry.")]
 Engine = Annotated[str, typer.Option("--engine", help="Image engine: native (exact, fast) or wand (ImageMagick itself, the reference).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes; 0 = every core, 1 = no workers.")]
+Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Workers (threads for the native engine, processes for wand); 0 = every core, 1 = no workers.")]
 Force = Annotated[bool, typer.Option("--force", help="Redo frames whose outputs are already up to date.")]
+BackgroundMethod = Annotated[str, typer.Option("--background", "-b", help="first (the first keyframe, as in the blog), lighten (as in the blog), darken, mean, median, or the path of a TIFF.")]
+Source = Annotated[str, typer.Option("--from", help="Frames a lighten/darken/mean/median background is made from: keyframes (as in the blog) or video (every decoded frame, streamed).")]
+Samples = Annotated[int, typer.Option("--samples", help="The most frames a median holds (evenly sampled): memory is about SAMPLES frames.")]
 Backend = Annotated[str, typer.Option("--backend", help="Where the work runs: loky (worker processes here) or dask (a Dask cluster; needs --scheduler and pip install 'magicmask\\[dask]').")]
 Scheduler = Annotated[Optional[str], typer.Option("--scheduler", help="With --backend dask: the Dask scheduler's address, e.g. tcp://HOST:8786.", show_default=False)]
 Frames = Annotated[list[Path], typer.Argument(help="TIFF frames, e.g. t*.tiff (earlier *-mask.tiff outputs and background.tiff are skipped).", show_default=False)]
@@ -52,12 +62,17 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
-def _friendly(command):
+KEPT = "finished files are kept; run the same command again to do the rest"
+
+
+def _friendly(command=None, *, interrupted: str = KEPT):
     """Turn magicmask's errors into one line on stderr and exit 1; Ctrl-C exits 130, SIGTERM 143.
 
     On an interruption the workers are killed, ffmpeg is stopped and temporary files are removed
-    before exiting; every file already complete stays, so a re-run does the rest.
+    before exiting; ``interrupted`` says what is left (every complete file stays, by default).
     """
+    if command is None:
+        return functools.partial(_friendly, interrupted=interrupted)
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -68,15 +83,35 @@ def _friendly(command):
             err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err.print("interrupted: finished files are kept; run the same command again to do the rest", soft_wrap=True)
+            _quiet_threads()
+            err.print(f"interrupted: {interrupted}", soft_wrap=True)
             raise typer.Exit(130) from None
         except Terminated:
-            err.print("terminated: finished files are kept; run the same command again to do the rest", soft_wrap=True)
+            _quiet_threads()
+            err.print(f"terminated: {interrupted}", soft_wrap=True)
             raise typer.Exit(143) from None
         finally:
             signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def _quiet_threads() -> None:
+    """After an interruption, worker pools' manager threads may fail on the killed workers' pipes while the
+    process exits: their errors are expected, and not for the user's screen."""
+    threading.excepthook = lambda args: None
+
+
+def _process_settings() -> None:
+    """The settings of this process (and the workers it starts), made once before any work."""
+    from magicmask import POLICY_FOLDER
+
+    # ImageMagick reads its policy when MagickWand loads: magicmask's own resource limits unless the user
+    # chose a configuration path. Wand finds Debian's ImageMagick 6 Q16 at once instead of asking ldconfig
+    # and gcc for a dozen names (0.25 s per process, workers included).
+    os.environ.setdefault("MAGICK_CONFIGURE_PATH", POLICY_FOLDER)
+    os.environ.setdefault("WAND_MAGICK_LIBRARY_SUFFIX", "-6.Q16")
+    keep_freed_memory()
 
 
 def _params(threshold, blur, threshold2, blur2):
@@ -108,11 +143,16 @@ def _beside(frames: list[Path], name: str) -> Path:
     return frames[0].parent / name if frames else Path(name)
 
 
-def _report_errors(errors) -> None:
+def _report_errors(errors, total: int | None = None) -> None:
+    from magicmask.job import plural
+
     for exc in errors:
         err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
     if errors:
-        err.print(f"{len(errors)} frame(s) failed; the others were written", soft_wrap=True)
+        if total is not None and len(errors) >= total:
+            err.print(f"{'the frame' if total == 1 else f'all {total} frames'} failed", soft_wrap=True)
+        else:
+            err.print(f"{plural(len(errors), 'frame')} failed; the others were written", soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -145,7 +185,7 @@ def main_callback(
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
 ):
     """Foreground masks from video keyframes, identical to the blog's ImageMagick commands."""
-    keep_freed_memory()
+    _process_settings()
 
 
 @app.command()
@@ -217,16 +257,24 @@ def masks(
 ):
     """Write NAME-mask.tiff and NAME-clean.jpg for every frame, as the blog's two convert lines do."""
     from magicmask.files import select_frames
+    from magicmask.job import plural
     from magicmask.masks import mask_frames
+    from magicmask.options import Options
 
-    params = _params(threshold, blur, threshold2, blur2)
+    params = Options(threshold=threshold, blur=blur, threshold2=threshold2, blur2=blur2, engine=engine, jobs=jobs).params
     cluster = _scheduler(backend, scheduler)
     chosen = select_frames(frames)
     errors = []
     with _progress(quiet) as update:
         written = mask_frames(chosen, background_file, output, params, counter(update, "masks", len(chosen)), errors.append, engine, jobs, force, scheduler=cluster)
-    out.print(f"{len(written)} masks and clean images written", soft_wrap=True)
-    _report_errors(errors)
+    parts = []
+    if written.written or not written.up_to_date:
+        parts.append(f"{plural(written.written, 'mask')} and clean images written")
+    if written.up_to_date:
+        parts.append(f"{plural(written.up_to_date, 'frame')} already up to date{'' if force else ' (--force redoes them)'}")
+    if written or not errors:
+        out.print("; ".join(parts), soft_wrap=True)
+    _report_errors(errors, len(chosen))
 
 
 @app.command()
@@ -234,11 +282,11 @@ def masks(
 def run(
     video: Annotated[list[Path], typer.Argument(help="The video file(s); several (or a glob) make a batch, one folder each.", show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for keyframes, background and outputs; with several videos, the ROOT of one folder per video (ROOT/STEM).", show_default=False)],
-    background_choice: Annotated[str, typer.Option("--background", "-b", help="first (the first keyframe, as in the blog), lighten (as in the blog), darken, mean, median, or the path of a TIFF.")] = "first",
-    source: Annotated[str, typer.Option("--from", help="Frames feeding the background: keyframes (as in the blog) or video (every decoded frame, streamed).")] = "keyframes",
+    background_choice: BackgroundMethod = "first",
+    source: Source = "keyframes",
     window: Annotated[float, typer.Option("--window", help="Seconds: each keyframe gets its own background from the frames within WINDOW/2 of it (0: one background).")] = 0.0,
     match_exposure: Annotated[bool, typer.Option("--match-exposure", help="Shift the background's brightness to each keyframe's before the mask.")] = False,
-    samples: Annotated[int, typer.Option("--samples", help="The most frames a median holds (evenly sampled): memory is about SAMPLES frames.")] = 100,
+    samples: Samples = 100,
     span: Annotated[Optional[list[str]], typer.Option("--span", help="START-END in seconds (8- means to the end); with --from video only these parts of the video feed the background, e.g. where nobody stands still. Repeatable.", show_default=False)] = None,
     threshold: Threshold = "5%",
     blur: Blur = "0x3",
@@ -246,8 +294,9 @@ def run(
     blur2: Blur2 = "0x3",
     engine: Engine = "native",
     jobs: Jobs = 0,
-    force: Force = False,
+    force: Annotated[bool, typer.Option("--force", help="Redo what is up to date; replace the outputs of another video in the folder.")] = False,
     sheet: Annotated[bool, typer.Option("--sheet/--no-sheet", help="Write the contact sheet sheet.jpg in each folder.")] = True,
+    display_: Annotated[bool, typer.Option("--display", help="Also write keyframes.jpg, the multi-exposure display (convert t*.tiff -background white -compose darken -flatten).")] = False,
     quiet: Quiet = False,
     backend: Backend = "loky",
     scheduler: Scheduler = None,
@@ -255,60 +304,71 @@ def run(
     """The whole blog recipe: keyframes, background, then a mask and clean image for every keyframe.
 
     Each folder also gets sheet.jpg (frame | mask | clean per keyframe) and magicmask.json (versions,
-    options, the seed's commands, every output's sha256: magicmask check FOLDER re-verifies it).
-    A re-run skips finished videos and frames.
+    options, the commands that make each file, every output's sha256: magicmask check FOLDER re-verifies
+    it). A re-run skips finished videos and frames; a folder holding another video is refused.
     """
     from magicmask.keyframes import probe_soon
 
     probe_soon(video[0])  # ffmpeg needs its answer: ask while the rest of the program loads
-    from magicmask.statistics import parse_span
+    from magicmask.options import Options
 
-    cluster = _scheduler(backend, scheduler)
-    better = dict(source=source, window=window, match_exposure=match_exposure, samples=samples, spans=[parse_span(text) for text in span or ()])
-    _run_videos(video, output, background_choice, _params(threshold, blur, threshold2, blur2), engine, jobs, force, sheet, quiet, cluster, better)
+    options = Options(
+        background_choice, source, window, match_exposure, samples, tuple(span or ()), threshold, blur, threshold2, blur2,
+        engine, jobs, force, sheet, display_, scheduler=_scheduler(backend, scheduler),
+    )
+    _run_videos(video, output, options, quiet)
 
 
-def _run_videos(videos, output, background_choice, params, engine, jobs, force, sheet, quiet, cluster, better=None) -> None:
+def _run_videos(videos, output, options, quiet: bool) -> None:
     """``run``: one video straight into OUTPUT, or a batch into OUTPUT/STEM with a line per video and a table."""
-    from magicmask.batch import VideoRun, expand, plan, run_videos
+    from magicmask.job import expand, plan, plural, run_jobs, RunResult
 
     found = expand(videos)
-    runs = [VideoRun(found[0], output)] if len(found) == 1 else plan(found, output)
-    for item in runs:
+    results = [RunResult(found[0], output)] if len(found) == 1 else plan(found, output)
+    for item in results:
         if item.note:
             out.print(f"note: {item.video} -> {item.folder} ({item.note})", soft_wrap=True)
 
     def finished(item):
-        if len(runs) == 1:
+        if len(results) == 1:
             return
         if item.failed:
             message = item.message if item.message.startswith(str(item.video)) else f"{item.video}: {item.message}"
-            out.print(f"[red]failed[/red]     {message}", soft_wrap=True)
+            out.print(f"[red]failed[/red]     {escape(message)}", soft_wrap=True)
         else:
-            out.print(f"{item.status:<10} {item.video} -> {item.folder}: {item.keyframes} keyframes, {item.seconds:.1f} s", soft_wrap=True)
+            out.print(f"{item.status:<10} {item.video} -> {item.folder}: {plural(len(item.keyframes), 'keyframe')}, {item.seconds:.1f} s", soft_wrap=True)
+        for warning in item.warnings:
+            err.print(f"[yellow]warning:[/yellow] {escape(str(item.video))}: {escape(warning)}", markup=True, soft_wrap=True)
 
     with _progress(quiet) as update:
-        runs = run_videos(runs, background_choice, params, engine, update, jobs, force, sheet, finished, scheduler=cluster, **(better or {}))
-    if len(runs) == 1:
-        item = runs[0]
+        results = run_jobs(results, options, update, finished)
+    if len(results) == 1:
+        item = results[0]
         if item.error is not None:
             raise item.error
-        masks = item.keyframes - len(item.frame_errors)
+        for warning in item.warnings:
+            err.print(f"[yellow]warning:[/yellow] {escape(str(item.video))}: {escape(warning)}", markup=True, soft_wrap=True)
+        done = len(item.outputs)
         made = "up to date: " if item.status == "up to date" else ""
-        out.print(f"{made}{item.keyframes} keyframes, background {item.background}, {masks} masks and clean images in {item.folder}", soft_wrap=True)
+        background = item.background if item.background is not None else "one per keyframe (tNN-background.tiff)"
+        out.print(f"{made}{plural(len(item.keyframes), 'keyframe')}, background {background}, {plural(done, 'mask')} and clean images in {item.folder}", soft_wrap=True)
         if item.record is not None:
-            out.print(f"record {item.record}" + (f", sheet {item.sheet}" if item.sheet else ""), soft_wrap=True)
-        _report_errors(item.frame_errors)
+            extras = [f"sheet {item.sheet}"] if item.sheet else []
+            extras += [f"display {item.display}"] if item.display else []
+            out.print(f"record {item.record}" + "".join(f", {extra}" for extra in extras), soft_wrap=True)
+        _report_errors(item.errors, len(item.keyframes))
         return
     table = Table("video", "folder", "keyframes", "seconds", "status")
-    for item in runs:
-        reason = item.error.message if item.error is not None else f"{len(item.frame_errors)} frame(s) failed"
-        status = f"[red]failed[/red]: {reason}" if item.failed else item.status
-        table.add_row(str(item.video), str(item.folder), str(item.keyframes), f"{item.seconds:.1f}", status)
+    for item in results:
+        reason = item.error.message if item.error is not None else f"{plural(len(item.errors), 'keyframe')} failed"
+        status = f"[red]failed[/red]: {escape(reason)}" if item.failed else item.status + (" [yellow](warnings)[/yellow]" if item.warnings else "")
+        table.add_row(escape(str(item.video)), escape(str(item.folder)), str(len(item.keyframes)), f"{item.seconds:.1f}", status)
     out.print(table)
-    failed = [item for item in runs if item.failed]
+    failed = [item for item in results if item.failed]
     if failed:
-        err.print(f"{len(failed)} of {len(runs)} videos failed; the others are done (run the same command again to retry)", soft_wrap=True)
+        rest = "" if len(failed) == len(results) else "; the others are done"
+        which = f"all {len(results)} videos failed" if len(failed) == len(results) else f"{len(failed)} of {len(results)} videos failed"
+        err.print(f"{which}{rest} (run the same command again to retry)", soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -379,12 +439,15 @@ def check(
 
 
 @app.command("video")
-@_friendly
+@_friendly(interrupted="nothing was written (the unfinished video was removed); run the same command again")
 def video_command(
     video: Annotated[Path, typer.Argument(help="The video file.", show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="The clean (foreground) video, e.g. clean.mp4.", show_default=False)],
     masks: Annotated[Optional[Path], typer.Option("--masks", help="Also write the masks as a video, e.g. masks.mp4.", show_default=False)] = None,
-    background_choice: Annotated[str, typer.Option("--background", "-b", help="first (the first keyframe), lighten (of the keyframes), or the path of a TIFF.")] = "first",
+    background_choice: BackgroundMethod = "first",
+    source: Source = "keyframes",
+    samples: Samples = 100,
+    span: Annotated[Optional[list[str]], typer.Option("--span", help="START-END in seconds (8- means to the end); with --from video only these parts feed the background. Repeatable.", show_default=False)] = None,
     threshold: Threshold = "5%",
     blur: Blur = "0x3",
     threshold2: Threshold2 = "20%",
@@ -395,17 +458,19 @@ def video_command(
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Threads computing masks; 0 = every core.")] = 0,
     quiet: Quiet = False,
 ):
-    """Every frame (not only keyframes) through the seed's mask chain and multiply, streamed back into H.264.
+    """Every frame (not only keyframes) through the blog's mask chain and multiply, streamed back into H.264.
 
     Frames come from ffmpeg's raw pipe and go to ffmpeg's encoder: nothing is written to disk but the
     videos; audio is copied. Each frame of the clean video is what the blog's two convert lines compute
-    for that decoded frame (before JPEG), encoded with --crf, or exactly with --lossless.
+    for that decoded frame (before JPEG), encoded with --crf, or exactly with --lossless. The background
+    is made as run makes it (--background, --from, --samples, --span), in memory.
     """
+    from magicmask.options import Options
     from magicmask.video import foreground_video
 
-    params = _params(threshold, blur, threshold2, blur2)
+    options = Options(background_choice, source, samples=samples, spans=tuple(span or ()), threshold=threshold, blur=blur, threshold2=threshold2, blur2=blur2, jobs=jobs)
     with _progress(quiet) as update:
-        result = foreground_video(video, output, masks, background_choice, params, crf, lossless, preset, jobs, update)
+        result = foreground_video(video, output, masks, options.background, options.params, crf, lossless, preset, jobs, update, source=options.source, samples=options.samples, spans=options.spans)
     written = f"{result.output}" + (f" and {result.masks}" if result.masks else "")
     audio = ", audio copied" if result.audio else ""
     out.print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps){audio}: {written}", soft_wrap=True)
@@ -447,8 +512,18 @@ def _check_record(paths, hashes_only, jobs, quiet) -> None:
     if bad:
         err.print(f"{len(bad)} of {len(rows)} entries differ from {folder / RECORD_NAME}: {', '.join(row.name for row in bad[:5])}{' ...' if len(bad) > 5 else ''}", soft_wrap=True)
         raise typer.Exit(1)
-    how = "sha256 checked" if hashes_only else "sha256 checked, commands re-run, outputs identical"
-    out.print(f"all {len(rows)} files of {folder} match the record ({how})", soft_wrap=True)
+    from magicmask.job import plural
+
+    if hashes_only:
+        how = "sha256 checked; no command re-run"
+    else:
+        rerun = [row for row in rows if row.rerun == "identical"]
+        by_hash = [row for row in rows if row.rerun != "identical"]
+        how = f"sha256 checked; {plural(len(rerun), 'file')} made again by {'its command' if len(rerun) == 1 else 'their commands'}, identical"
+        if by_hash:
+            reasons = sorted({row.note.split(":")[0] for row in by_hash if row.note})
+            how += f"; {plural(len(by_hash), 'file')} checked by hash only: {'; '.join(reasons) or 'no command makes them'}"
+    out.print(f"all {plural(len(rows), 'file')} of {folder} match the record ({how})", soft_wrap=True)
 
 
 @app.command()
@@ -461,16 +536,20 @@ def demo(
 ):
     """Make a small sample video (a figure walking over a stone wall) and run the whole recipe on it."""
     from magicmask.demo import demo as run_demo
+    from magicmask.job import plural
 
     with _progress(quiet) as update:
-        video, result, display_path = run_demo(output, engine, update, jobs)
+        video, result = run_demo(output, engine, update, jobs)
+    if result.error is not None:
+        raise result.error
     out.print(f"sample video:   {video}", soft_wrap=True)
-    out.print(f"keyframes:      {result.out_dir}/t01.tiff ... {result.keyframes[-1].name}", soft_wrap=True)
-    out.print(f"masks, cleans:  {result.out_dir}/NAME-mask.tiff, NAME-clean.jpg ({len(result.outputs)} each)", soft_wrap=True)
+    out.print(f"keyframes:      {result.folder}/{result.keyframes[0].name} ... {result.keyframes[-1].name}", soft_wrap=True)
+    out.print(f"masks, cleans:  {result.folder}/NAME-mask.tiff, NAME-clean.jpg ({plural(len(result.outputs), 'keyframe')})", soft_wrap=True)
     out.print(f"background:     {result.background}", soft_wrap=True)
-    out.print(f"display:        {display_path}", soft_wrap=True)
-    out.print(f"sheet:          {display_path.with_name('sheet.jpg')}", soft_wrap=True)
-    _report_errors(result.errors)
+    out.print(f"display:        {result.display}", soft_wrap=True)
+    out.print(f"sheet:          {result.sheet}", soft_wrap=True)
+    out.print(f"record:         {result.record} (magicmask check {result.folder} re-runs its commands)", soft_wrap=True)
+    _report_errors(result.errors, len(result.keyframes))
 
 
 def main():

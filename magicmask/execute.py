@@ -10,7 +10,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import os
 import signal
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -154,7 +153,6 @@ def run_tasks(
     except BaseException:
         for future in pending:
             future.cancel()
-        _quiet_threads()
         pool.shutdown(wait=False, kill_workers=True)
         raise
 
@@ -173,12 +171,6 @@ def counter(progress: Callable[[str, int, int], None] | None, stage: str, total:
             progress(stage, done, total)
 
     return step
-
-
-def _quiet_threads() -> None:
-    """After an interruption, the pool's manager threads may fail on the killed workers' pipes while the
-    process exits: their errors are expected, and not for the user's screen."""
-    threading.excepthook = lambda args: None
 
 
 def as_magicmask_error(error: BaseException, path=None) -> MagicmaskError:

@@ -20,6 +20,8 @@ MASK_SUFFIX = "-mask.tiff"
 CLEAN_SUFFIX = "-clean.jpg"
 BACKGROUND_NAME = "background.tiff"
 BACKGROUND_SUFFIX = "-background.tiff"  # a keyframe's own background (windows, exposure matching)
+DISPLAY_NAME = "keyframes.jpg"  # the multi-exposure display of a run's keyframes
+RECORD_NAME = "magicmask.json"  # the record of a run
 TEMP_PREFIX = ".magicmask-"
 
 

@@ -72,7 +72,7 @@ def damage_warning(stderr: bytes | str) -> str | None:
     return f"ffmpeg reported decoding errors (the video may be damaged or truncated): {_tail(stderr)}"
 
 
-def _check_video_path(video) -> Path:
+def check_video_path(video) -> Path:
     video = Path(video)
     if not video.exists():
         raise MagicmaskError("video not found", video, "check the path")
@@ -91,7 +91,7 @@ def probe(video: str | os.PathLike) -> dict:
     MagicmaskError
         When the file is missing, not a video ffmpeg can read, or has no video stream.
     """
-    video = _check_video_path(video)
+    video = check_video_path(video)
     info = _probe_info(video)
     streams = [s for s in info.get("streams", []) if s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic", 0) == 0]
     if not streams:
@@ -288,7 +288,7 @@ class Keyframes:
     """
 
     def __init__(self, video: str | os.PathLike, out_dir: str | os.PathLike):
-        self.video = _check_video_path(video)
+        self.video = check_video_path(video)
         self.stream = probe(self.video)
         self.pix_fmt = keyframe_pix_fmt(self.stream.get("pix_fmt"))
         self.out_dir = Path(out_dir)
@@ -540,7 +540,7 @@ def frame_times(video: str | os.PathLike) -> np.ndarray:
     Read from the packets (fast: nothing is decoded); a packet without a timestamp gets
     ``index / fps``. One time per frame that :func:`iter_frames` yields.
     """
-    video = _check_video_path(video)
+    video = check_video_path(video)
     stream = probe(video)
     entries = _probe_json(frame_times_command(video), video).get("packets", [])
     return _times(entries, ("pts_time", "dts_time"), _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")))
@@ -548,7 +548,7 @@ def frame_times(video: str | os.PathLike) -> np.ndarray:
 
 def keyframe_times(video: str | os.PathLike) -> np.ndarray:
     """The presentation time (seconds) of each keyframe :func:`extract_keyframes` writes, in order (``t01`` first)."""
-    video = _check_video_path(video)
+    video = check_video_path(video)
     stream = probe(video)
     entries = _probe_json(keyframe_times_command(video), video).get("frames", [])
     return _times(entries, ("best_effort_timestamp_time", "pts_time"), _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")))
@@ -569,7 +569,7 @@ def video_info(video: str | os.PathLike, times: np.ndarray | None = None) -> Vid
     MagicmaskError
         When the file is missing, not a video, or has no frame.
     """
-    video = _check_video_path(video)
+    video = check_video_path(video)
     stream = probe(video)
     times = frame_times(video) if times is None else times
     if len(times) == 0:
@@ -640,7 +640,7 @@ def iter_frames(
     MagicmaskError
         When the video cannot be read, or ffmpeg fails or stops in the middle of a frame.
     """
-    video = _check_video_path(video)
+    video = check_video_path(video)
     if info is None:
         stream = probe(video)
         width, height = int(stream["width"]), int(stream["height"])
@@ -711,7 +711,7 @@ def keyframe_count(video: str | os.PathLike) -> int:
     MagicmaskError
         When the file is missing or ffprobe cannot read it.
     """
-    video = _check_video_path(video)
+    video = check_video_path(video)
     args = [ffmpeg_binary("ffprobe"), *keyframe_count_command(video)[1:]]
     done = subprocess.run(args, capture_output=True)
     if done.returncode != 0:
@@ -721,7 +721,7 @@ def keyframe_count(video: str | os.PathLike) -> int:
 
 def has_audio(video: str | os.PathLike) -> bool:
     """True when ``video`` has an audio stream."""
-    video = _check_video_path(video)
+    video = check_video_path(video)
     info = _probe_info(video)
     return any(s.get("codec_type") == "audio" for s in info.get("streams", []))
 

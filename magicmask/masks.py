@@ -111,7 +111,7 @@ def render(job: FrameJob) -> tuple[bytes, bytes]:
     return get_engine(job.engine).render_frame(background, job.frame, job.params, job.background)
 
 
-class _Resume:
+class Resume:
     """Which frames' outputs are already done: present, newer than the frame and its background, and made
     with the same settings (recorded per output folder, with the time they were first used there)."""
 
@@ -144,6 +144,14 @@ class _Resume:
             return min(job.mask.stat().st_mtime_ns, job.clean.stat().st_mtime_ns) >= newest_input
         except OSError:
             return False
+
+
+class Outputs(list):
+    """``[(mask, clean), ...]`` of every frame that succeeded, with how many were ``written`` now and how many
+    were ``up_to_date`` already."""
+
+    written: int = 0
+    up_to_date: int = 0
 
 
 def mask_frames(
@@ -196,8 +204,9 @@ def mask_frames(
 
     Returns
     -------
-    list of (Path, Path)
-        The outputs of every frame that succeeded, in frame order.
+    Outputs
+        The outputs of every frame that succeeded, in frame order (a list of ``(mask, clean)``), with the
+        counts of those ``written`` and those already ``up_to_date``.
 
     Raises
     ------
@@ -215,7 +224,7 @@ def mask_frames(
     else:
         background, own = check_tiff(background, "background"), {}
     module = get_engine(engine)
-    resume = _Resume(list(own.values()) or [background], params, force)
+    resume = Resume(list(own.values()) or [background], params, force)
     order: list[Path] = []
     done: dict[Path, tuple[Path, Path]] = {}
     errors: list[MagicmaskError] = []
@@ -227,6 +236,7 @@ def mask_frames(
             progress(frame)
 
     swept: set[Path] = set()
+    counts = {"written": 0, "up_to_date": 0}
 
     def pending():
         for frame in iter_frames(frames):
@@ -238,6 +248,7 @@ def mask_frames(
             job = FrameJob(frame, mask, clean, own.get(frame, background), params, engine)
             if resume.done(job):
                 done[frame] = (mask, clean)
+                counts["up_to_date"] += 1
                 report(frame)
             else:
                 yield job
@@ -247,16 +258,19 @@ def mask_frames(
 
         results = render_frames(pending(), background, params, engine, scheduler)
     else:
-        results = run_tasks(render, pending(), jobs, threads=getattr(module, "THREADS", False))
+        results = run_tasks(render, pending(), jobs, threads=module.THREADS)
     for job, result, error in results:
         if error is None:  # written here, by this process, so an interruption never leaves half a file
             write_atomic(job.mask, result[0])
             write_atomic(job.clean, result[1])
             done[job.frame] = (job.mask, job.clean)
+            counts["written"] += 1
         report(job.frame, None if error is None else as_magicmask_error(error, job.frame))
     if not order:
         raise MagicmaskError("no frames to mask", hint="pass TIFF frames, e.g. t*.tiff")
     if errors:
         raise errors[0]
-    return [done[frame] for frame in order if frame in done]
+    outputs = Outputs(done[frame] for frame in order if frame in done)
+    outputs.written, outputs.up_to_date = counts["written"], counts["up_to_date"]
+    return outputs
 

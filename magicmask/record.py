@@ -27,15 +27,15 @@ from pathlib import Path
 from magicmask import __version__
 from magicmask.errors import MagicmaskError
 from magicmask.execute import resolve_jobs
-from magicmask.files import BACKGROUND_NAME, BACKGROUND_SUFFIX, check_tiff, output_paths, write_atomic
+from magicmask.files import BACKGROUND_NAME, BACKGROUND_SUFFIX, DISPLAY_NAME, RECORD_NAME, TEMP_PREFIX, check_tiff, output_paths, write_atomic
 from magicmask.params import MaskParams
 
-RECORD_NAME = "magicmask.json"
 FORMAT = "magicmask-record/1"
-BACKGROUND_MODES = ("first", "lighten", "darken", "mean", "median")
-FOLDS = {"lighten": "black", "darken": "white"}  # -compose OP: the -background colour, as the seed's lighten
-STATISTICS = ("mean", "median")  # made by magicmask.statistics: no convert command of the seed's
+OWNER_NAME = TEMP_PREFIX + "video.json"
+"""The video a folder belongs to, written when a run starts in it (before any output)."""
 _KEYFRAME_NAME = re.compile(r"t\d{2,}\.tiff")
+_OUTPUT_NAME = re.compile(r"t\d{2,}(?:\.tiff|-mask\.tiff|-clean\.jpg|-background\.tiff)")
+_OUTPUT_NAMES = (BACKGROUND_NAME, DISPLAY_NAME, "sheet.jpg", RECORD_NAME)
 
 
 def sha256(path: str | os.PathLike) -> str:
@@ -87,76 +87,125 @@ def _digest(path: str) -> str:
     return digest.hexdigest()
 
 
-def options_of(background: str | os.PathLike, params: MaskParams, engine: str, sheet: bool, *, source: str = "keyframes", window: float = 0.0, match_exposure: bool = False, samples: int | None = None, spans=()) -> dict:
-    """The options that decide a run's outputs, as recorded (a custom background as an absolute path;
-    the better backgrounds' options only when they are used)."""
-    mode = os.fspath(background)
-    if mode not in BACKGROUND_MODES:
-        mode = os.fspath(Path(mode).resolve())
-    options = {"background": mode, "threshold": params.threshold, "blur": params.blur, "threshold2": params.threshold2, "blur2": params.blur2, "engine": engine, "sheet": sheet}
-    from magicmask.statistics import DEFAULT_SAMPLES
-
-    if samples == DEFAULT_SAMPLES or mode != "median":
-        samples = None  # only a median's sample count changes what is made
-    better = {"from": source, "window": window, "match_exposure": match_exposure, "samples": samples, "spans": [[a, b if b != float("inf") else None] for a, b in spans] or None}
-    options.update({key: value for key, value in better.items() if value not in ("keyframes", 0, 0.0, False, None)})
-    return options
+def shell_line(command: list[str]) -> str:
+    """One command as a shell line."""
+    return shlex.join(command)
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """The seed-equivalent commands that make a folder, run inside it: ffmpeg, then an optional
-    background command, then two ``convert`` lines per keyframe (they depend only on the first two)."""
+    """The blog's commands that make a folder, run inside it: ffmpeg, then an optional fold making
+    ``background.tiff``, then two ``convert`` lines per keyframe (each against that keyframe's background),
+    then an optional display. Files that no command makes (a statistic's background) are their inputs."""
 
     keyframes: list[str]
     background: list[str] | None
     frames: list[tuple[list[str], list[str]]]
+    display: list[str] | None = None
+
+    def commands(self) -> list[list[str]]:
+        """Every command, in order."""
+        commands = [self.keyframes, *([self.background] if self.background else [])]
+        commands += [command for pair in self.frames for command in pair]
+        return commands + ([self.display] if self.display else [])
 
     def lines(self) -> list[str]:
         """Every command as a shell line, in order."""
-        commands = [self.keyframes, *([self.background] if self.background else [])]
-        commands += [command for pair in self.frames for command in pair]
-        return [shlex.join(command) for command in commands]
+        return [shell_line(command) for command in self.commands()]
+
+    def makers(self) -> dict[str, str]:
+        """``{file name: the shell line that writes it}`` (keyframes: the ffmpeg line)."""
+        return {command[-1]: shell_line(command) for command in self.commands()[1:]}
 
 
-def recipe(video: str | os.PathLike, keyframes: list[str], background: str, params: MaskParams, pix_fmt: str, convert: str = "convert") -> Recipe:
+def recipe(
+    video: str | os.PathLike,
+    keyframes: list[str],
+    backgrounds: dict[str, str],
+    params: MaskParams,
+    pix_fmt: str,
+    fold: str | None = None,
+    display: bool = False,
+    convert: str = "convert",
+) -> Recipe:
     """The commands of the blog post, as magicmask reproduces them, for a folder of ``keyframes`` names.
 
     ::
 
         ffmpeg -skip_frame nokey -i VIDEO -fps_mode passthrough -pix_fmt rgb24 -f image2 t%02d.tiff
-        convert t01.tiff ... -background black -compose lighten -flatten background.tiff      # lighten only
+        convert t01.tiff ... -background black -compose lighten -flatten background.tiff      # fold only
         convert BG t01.tiff -compose difference -composite -threshold 5% -blur 0x3 -threshold 20% -blur 0x3 t01-mask.tiff
         convert t01.tiff t01-mask.tiff -compose multiply -flatten t01-clean.jpg
         ...
+        convert t01.tiff ... -background white -compose darken -flatten keyframes.jpg        # display only
+
+    Parameters
+    ----------
+    backgrounds : dict
+        ``{keyframe name: its background}``: a file name in the folder, or an absolute path.
+    fold : {'lighten', 'darken'}, optional
+        ``background.tiff`` is that fold of the keyframes, made by a ``convert`` command.
+    display : bool
+        The folder has the keyframe display ``keyframes.jpg``.
     """
     from magicmask.check import seed_commands
     from magicmask.keyframes import keyframes_command
+    from magicmask.options import METHODS
 
     if not keyframes:
         raise MagicmaskError("a recipe needs at least one keyframe")
     width = len(keyframes[0]) - len("t.tiff")
     pattern = f"t%0{width}d.tiff"
     extract = keyframes_command(os.fspath(video), pattern, pix_fmt)
-    extract[-1] = "file:" + pattern  # the output, relative: the commands run inside the folder
-    fold = None
-    if background in FOLDS:
-        fold = [convert, *keyframes, "-background", FOLDS[background], "-compose", background, "-flatten", BACKGROUND_NAME]
-        base = BACKGROUND_NAME
-    elif background in STATISTICS:  # background.tiff, made by magicmask.statistics, is an input of the loop
-        base = BACKGROUND_NAME
-    elif background == "first":
-        base = keyframes[0]
-    else:
-        base = background
+    extract[-1] = pattern  # the output, relative: the commands run inside the folder
+    made = None
+    if fold is not None:
+        made = [convert, *keyframes, "-background", METHODS[fold].colour, "-compose", fold, "-flatten", BACKGROUND_NAME]
     frames = []
     for name in keyframes:
         mask, clean = (path.name for path in output_paths(name))
-        first, second = seed_commands(convert, base, name, mask, clean, params)
-        frames.append((first, second))
-    return Recipe(extract, fold, frames)
+        frames.append(tuple(seed_commands(convert, backgrounds[name], name, mask, clean, params)))
+    shown = [convert, *keyframes, "-background", "white", "-compose", "darken", "-flatten", DISPLAY_NAME] if display else None
+    return Recipe(extract, made, frames, shown)
 
 
+def _fold_of(options: dict) -> str | None:
+    """The fold a ``convert`` command makes ``background.tiff`` with, for these recorded options (else None)."""
+    from magicmask.options import METHODS
+
+    method = METHODS.get(options.get("background"))
+    if method is None or method.kind != "fold" or options.get("from", "keyframes") != "keyframes" or options.get("window"):
+        return None
+    return method.name
+
+
+def backgrounds_of(record: dict) -> dict[str, str]:
+    """``{keyframe name: background}`` of a record (its ``backgrounds``; derived from the options in records
+    that predate it)."""
+    names = record["keyframes"]
+    if isinstance(record.get("backgrounds"), dict):
+        return dict(record["backgrounds"])
+    mode = record["options"]["background"]
+    if mode == "first":
+        return {name: names[0] for name in names}
+    if Path(mode).is_absolute():
+        return {name: mode for name in names}
+    outputs = record.get("outputs", {})
+    own = {name: f"{Path(name).stem}{BACKGROUND_SUFFIX}" for name in names}
+    return {name: own[name] if own[name] in outputs else BACKGROUND_NAME for name in names}
+
+
+def _description(options: dict, name: str) -> str:
+    """What made a background file that no command makes."""
+    how = {"from": options.get("from", "keyframes"), "window": options.get("window"), "spans": options.get("spans"), "samples": options.get("samples")}
+    what = f"magicmask: {options['background']} of the {'video' if how['from'] == 'video' else 'keyframes'}"
+    if how["window"]:
+        what += f" within a {how['window']:g} s window"
+    if how["spans"]:
+        what += " (spans " + ", ".join(f"{a:g}-{'' if b is None else f'{b:g}'}" for a, b in how["spans"]) + ")"
+    if options.get("match_exposure") and name.endswith(BACKGROUND_SUFFIX):
+        what += ", shifted to the keyframe's exposure"
+    return what + " (no convert command: checked by hash, the input of the convert lines)"
 def tool_versions() -> dict:
     """The versions a record names: magicmask, ImageMagick (MagickWand), ffmpeg, Python (found once
     per process; :func:`versions_soon` starts the search in the background)."""
@@ -189,43 +238,53 @@ def build(
     video: str | os.PathLike,
     folder: str | os.PathLike,
     keyframes: list[Path],
-    options: dict,
+    options,
     pix_fmt: str,
+    backgrounds: dict[Path, Path],
     extra: list[Path] = (),
+    warnings: list[str] = (),
 ) -> dict:
     """The record of a finished run in ``folder`` (see the module's description).
 
-    ``extra`` are outputs made by no seed command (the contact sheet), recorded with their hashes.
+    Lists exactly the files the run made, each with what made it: the command (``made_by``: its shell
+    line) or, for files no command of the blog's makes (a statistic's background, the contact sheet), a
+    description. ``backgrounds`` maps each keyframe to its background; ``extra`` are the sheet and display.
     """
     from magicmask.engines import get_engine
 
     video, folder = Path(video).resolve(), Path(folder)
+    recorded = options.recorded()
     names = [path.name for path in keyframes]
-    params = MaskParams(options["threshold"], options["blur"], options["threshold2"], options["blur2"])
-    made = recipe(video, names, options["background"], params, pix_fmt)
-    outputs = list(names)
-    if (folder / BACKGROUND_NAME).is_file() and options["background"] in (*FOLDS, *STATISTICS):
-        outputs.append(BACKGROUND_NAME)
+    mapped = {frame.name: (background.name if background.parent == folder else os.fspath(background)) for frame, background in backgrounds.items()}
+    made = recipe(video, names, mapped, options.params, pix_fmt, _fold_of(recorded), DISPLAY_NAME in {Path(p).name for p in extra})
+    makers = made.makers()
+    extract = made.lines()[0]
+    outputs: dict[str, str] = {name: extract for name in names}
+    for name in dict.fromkeys(mapped.values()):
+        if not Path(name).is_absolute() and name not in outputs:
+            outputs[name] = makers.get(name) or _description(recorded, name)
     for name in names:
-        outputs += [path.name for path in output_paths(name)]
-        own = folder / f"{Path(name).stem}{BACKGROUND_SUFFIX}"  # a keyframe's own background (windows, exposure)
-        if own.is_file():
-            outputs.append(own.name)
-    outputs += [Path(path).name for path in extra]
+        for path in output_paths(name):
+            outputs[path.name] = makers[path.name]
+    for path in extra:
+        outputs[Path(path).name] = makers.get(Path(path).name, "magicmask: the contact sheet (frame | mask | clean per keyframe)")
     stat = video.stat()
     record = {
         "format": FORMAT,
         **tool_versions(),
-        "engine": {"name": options["engine"], "version": get_engine(options["engine"]).version()},
+        "engine": {"name": options.engine, "version": get_engine(options.engine).version()},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "video": {"path": os.fspath(video), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256(video), "keyframe_pix_fmt": pix_fmt},
-        "options": options,
+        "options": recorded,
         "keyframes": names,
+        "backgrounds": mapped,
         "commands": made.lines(),
-        "outputs": {name: {"size": (folder / name).stat().st_size, "sha256": sha256(folder / name)} for name in outputs},
+        "outputs": {name: {"size": (folder / name).stat().st_size, "sha256": sha256(folder / name), "made_by": maker} for name, maker in outputs.items()},
     }
-    if options["background"] not in BACKGROUND_MODES:
-        path = Path(options["background"])
+    if warnings:
+        record["warnings"] = list(warnings)
+    if options.method is None:
+        path = Path(options.background)
         record["inputs"] = {"background": {"path": os.fspath(path), "size": path.stat().st_size, "sha256": sha256(path)}}
     return record
 
@@ -263,6 +322,15 @@ def load(path: str | os.PathLike) -> tuple[Path, dict]:
             raise MagicmaskError(f"the record names a file outside its folder: {name!r}", file, "restore magicmask.json")
     if not all(_KEYFRAME_NAME.fullmatch(name) for name in record["keyframes"]):
         raise MagicmaskError("the record's keyframes are not named t01.tiff ...", file, "restore magicmask.json")
+    if "backgrounds" in record:
+        mapped = record["backgrounds"]
+        custom = record.get("inputs", {}).get("background", {}).get("path")
+        if not isinstance(mapped, dict) or set(mapped) != set(record["keyframes"]):
+            raise MagicmaskError("the record's backgrounds do not name one per keyframe", file, "restore magicmask.json")
+        for name in mapped.values():
+            inside = isinstance(name, str) and Path(name).name == name and name not in (".", "..")
+            if not inside and not (isinstance(name, str) and name == custom):
+                raise MagicmaskError(f"the record names a background outside its folder: {name!r}", file, "restore magicmask.json")
     return file.parent, record
 
 
@@ -293,11 +361,12 @@ def is_current(folder: str | os.PathLike, video: str | os.PathLike, options: dic
         return None
 
 
-def recorded_video(folder: str | os.PathLike) -> str | None:
-    """The video path a folder's record (or its keyframes marker) names, if any."""
+def folder_owner(folder: str | os.PathLike) -> str | None:
+    """The video (absolute path) whose outputs ``folder`` holds, from the mark a run leaves when it starts,
+    its record, or its keyframes' mark; None when none of them names one."""
     from magicmask.keyframes import MARKER_NAME
 
-    for name in (RECORD_NAME, MARKER_NAME):
+    for name in (OWNER_NAME, RECORD_NAME, MARKER_NAME):
         try:
             data = json.loads((Path(folder) / name).read_text())
             found = data["video"]["path"] if name == RECORD_NAME else data["video"]
@@ -306,6 +375,68 @@ def recorded_video(folder: str | os.PathLike) -> str | None:
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return None
+
+
+def output_names(folder: str | os.PathLike) -> list[str]:
+    """The files in ``folder`` named as magicmask names its outputs (keyframes, masks, backgrounds, sheet, record...)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return sorted(name for name in names if _OUTPUT_NAME.fullmatch(name) or name in _OUTPUT_NAMES)
+
+
+def remove_outputs(folder: str | os.PathLike, keep: set[str] | None = None) -> list[str]:
+    """Remove magicmask's outputs from ``folder``, except the names in ``keep``.
+
+    Without ``keep`` every output goes, and with them the folder's hidden marks (its video, its keyframes'
+    extraction, the masks' settings): the folder is then as if magicmask had never run in it.
+    """
+    from magicmask.keyframes import MARKER_NAME
+    from magicmask.masks import SETTINGS_NAME
+
+    removed = [name for name in output_names(folder) if keep is None or name not in keep]
+    if keep is None:
+        removed += [name for name in (OWNER_NAME, MARKER_NAME, SETTINGS_NAME) if (Path(folder) / name).exists()]
+    for name in removed:
+        try:
+            os.unlink(Path(folder) / name)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise MagicmaskError(f"cannot remove an earlier output: {exc.strerror}", Path(folder) / name, "check the folder's permissions") from None
+    return removed
+
+
+def claim(folder: str | os.PathLike, video: str | os.PathLike, force: bool = False) -> None:
+    """Make ``folder`` the folder of ``video`` before a run writes anything in it.
+
+    A folder holding another video's outputs (or keyframes no run recorded) is refused, or with ``force``
+    emptied of them first. The folder's record is removed: until the run completes and writes a new one,
+    no record describes a folder that is being changed.
+
+    Raises
+    ------
+    MagicmaskError
+        Naming the video the folder holds, when it is another one and ``force`` is false.
+    """
+    folder = Path(folder)
+    mine = os.fspath(Path(video).resolve())
+    owner = folder_owner(folder)
+    strangers = owner is None and any(_KEYFRAME_NAME.fullmatch(name) for name in output_names(folder))
+    if (owner is not None and owner != mine) or strangers:
+        if not force:
+            held = f"the outputs of another video, {owner}" if owner else "keyframes that no magicmask run recorded"
+            raise MagicmaskError(f"this folder holds {held}", folder, "choose another folder, or add --force to replace them")
+        remove_outputs(folder)
+    try:
+        (folder / RECORD_NAME).unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise MagicmaskError(f"cannot replace the record: {exc.strerror}", folder / RECORD_NAME, "check the folder's permissions") from None
+    stat = Path(video).stat()
+    write_atomic(folder / OWNER_NAME, json.dumps({"video": mine, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}).encode())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -329,12 +460,13 @@ class Verdict:
 def verify(path: str | os.PathLike, rerun: bool = True, jobs: int | None = None, progress: Callable[[str], None] | None = None) -> list[Verdict]:
     """Check a folder against its ``magicmask.json``.
 
-    Every recorded output's SHA-256 is compared with the record. With ``rerun``, the seed-equivalent
-    commands run again in a temporary folder: ffmpeg's keyframe command on the recorded video (when it
-    is still there) compared with the folder's keyframes, then the real ``convert`` lines on the
-    folder's keyframes, each output compared exactly (pixels, depth, channels; JPEG bytes) with the
-    folder's. The commands run are rebuilt from the recorded options (a note says when the record's
-    command text differs), never taken from the file as they stand.
+    Every recorded output's SHA-256 is compared with the record. With ``rerun``, the commands run again
+    in a temporary folder: ffmpeg's keyframe command on the recorded video (when it is still there)
+    compared with the folder's keyframes, then the real ``convert`` lines (each keyframe against its own
+    background; files that no command makes, such as a median background, are checked by hash and are
+    the inputs), each output compared exactly (pixels, depth, channels; JPEG bytes) with the folder's.
+    The commands run are rebuilt from the recorded options and backgrounds (a row named ``commands`` says
+    when the record's command text differs), never taken from the file as they stand.
 
     Parameters
     ----------
@@ -351,6 +483,7 @@ def verify(path: str | os.PathLike, rerun: bool = True, jobs: int | None = None,
     -------
     list of Verdict
         One per recorded output (and one named ``commands`` when the recorded command text differs).
+        ``rerun`` says ``identical``, ``differs``, ``failed``, or ``not re-run`` with the reason in ``note``.
     """
     from magicmask.check import find_convert
     from magicmask.compare import compare_files
@@ -385,7 +518,8 @@ def verify(path: str | os.PathLike, rerun: bool = True, jobs: int | None = None,
         keyframes = record["keyframes"]
         video = record["video"]["path"]
         pix_fmt = record["video"].get("keyframe_pix_fmt", "rgb24")
-        ours = recipe(video, keyframes, options["background"], params, pix_fmt)
+        mapped = backgrounds_of(record)
+        ours = recipe(video, keyframes, mapped, params, pix_fmt, _fold_of(options), DISPLAY_NAME in outputs)
         if ours.lines() != record.get("commands"):
             extra.append(Verdict("commands", "differs", "not re-run", "the record's command text differs from its options; magicmask's own commands were run"))
         with tempfile.TemporaryDirectory(prefix="magicmask-verify-") as work:
@@ -393,14 +527,14 @@ def verify(path: str | os.PathLike, rerun: bool = True, jobs: int | None = None,
             reruns = _rerun_keyframes(ours, video, record, folder, work / "ffmpeg", compare_files)
             for name in reruns:
                 report(name)
-            reruns.update(_rerun_convert(ours, keyframes, options["background"], record, folder, work / "convert", convert, jobs, compare_files, report))
+            reruns.update(_rerun_convert(ours, keyframes, mapped, record, folder, work / "convert", convert, jobs, compare_files, report))
         for name, (status, note) in reruns.items():
             if name in verdicts:
                 old = verdicts[name]
                 verdicts[name] = Verdict(name, old.hash, status, "; ".join(filter(None, (old.note, note))))
         for name, old in verdicts.items():
             if name not in reruns:
-                verdicts[name] = Verdict(name, old.hash, old.rerun, old.note or "made by no seed command: checked by hash")
+                verdicts[name] = Verdict(name, old.hash, old.rerun, old.note or "made by no command of the blog's: checked by hash")
     for name in outputs:
         report(name)
     return extra + list(verdicts.values())
@@ -439,11 +573,11 @@ def _rerun_keyframes(ours: Recipe, video: str, record: dict, folder: Path, work:
     return results
 
 
-def _rerun_convert(ours: Recipe, keyframes: list[str], background: str, record: dict, folder: Path, work: Path, convert: str, jobs, compare_files, progress) -> dict:
-    options = record.get("options", {})
-    if options.get("window") or options.get("match_exposure"):
-        return {name: ("not re-run", "each keyframe has its own background; checked by hash only") for name in record["outputs"]}
+def _rerun_convert(ours: Recipe, keyframes: list[str], mapped: dict[str, str], record: dict, folder: Path, work: Path, convert: str, jobs, compare_files, progress) -> dict:
+    """The recipe's ``convert`` lines run again in ``work`` on copies of the folder's inputs: its keyframes,
+    and the backgrounds that no command makes (checked by hash first)."""
     results: dict[str, tuple[str, str]] = {}
+    outputs = record["outputs"]
     work.mkdir(parents=True)
     for name in keyframes:  # the folder's keyframes are the inputs; convert chooses a decoder by content
         source = folder / name
@@ -453,17 +587,26 @@ def _rerun_convert(ours: Recipe, keyframes: list[str], background: str, record: 
             results[name] = ("failed", exc.message)
             return results
         shutil.copyfile(source, work / name)
-    if background in STATISTICS:  # made by no convert command: the folder's file (checked by hash) is the input
+    made = ours.makers()
+    custom = record.get("inputs", {}).get("background", {})
+    for name in dict.fromkeys(mapped.values()):
+        if name in made or name in keyframes:
+            continue
+        if Path(name).is_absolute():  # the TIFF given as background, outside the folder
+            if not Path(name).is_file() or sha256(name) != custom.get("sha256"):
+                return {output: ("not re-run", "the background TIFF is gone or changed; checked by hash only") for output in outputs}
+            check_tiff(name, "background")
+            continue
         try:
-            check_tiff(folder / BACKGROUND_NAME, "background")
+            check_tiff(folder / name, "background")
         except MagicmaskError as exc:
-            return {BACKGROUND_NAME: ("failed", exc.message)}
-        shutil.copyfile(folder / BACKGROUND_NAME, work / BACKGROUND_NAME)
-    elif background not in BACKGROUND_MODES:
-        recorded = record.get("inputs", {}).get("background", {})
-        if not Path(background).is_file() or sha256(background) != recorded.get("sha256"):
-            return {name: ("not re-run", "the background TIFF is gone or changed; checked by hash only") for name in record["outputs"]}
-        check_tiff(background, "background")
+            return {name: ("failed", exc.message)}
+        if sha256(folder / name) != outputs.get(name, {}).get("sha256"):
+            results[name] = ("not re-run", "differs from the record, so the masks made from it were not re-made")
+            continue
+        shutil.copyfile(folder / name, work / name)
+        results[name] = ("not re-run", "made by magicmask, not by a command: checked by hash, then the input of the convert lines")
+    unusable = {name for name, (status, _) in results.items() if name in mapped.values() and status == "not re-run" and "differs" in results[name][1]}
     env = dict(os.environ)
     threads = resolve_jobs(jobs)
     if threads > 1:
@@ -495,11 +638,19 @@ def _rerun_convert(ours: Recipe, keyframes: list[str], background: str, record: 
 
     def frame(pair):
         first, second = pair
+        if first[1] in unusable:
+            return first[-1], None, second[-1], None
         failure = run(first)
         return first[-1], failure, second[-1], failure or run(second)
 
     with ThreadPoolExecutor(threads) as pool:
-        for mask, mask_failure, clean, clean_failure in pool.map(frame, ours.frames):
+        for (first, _), (mask, mask_failure, clean, clean_failure) in zip(ours.frames, pool.map(frame, ours.frames)):
+            if first[1] in unusable:
+                for name in (mask, clean):
+                    results[name] = ("not re-run", f"its background {first[1]} differs from the record")
+                continue
             compare(mask, mask_failure)
             compare(clean, clean_failure)
+    if ours.display is not None:
+        compare(DISPLAY_NAME, run(ours.display))
     return results

@@ -63,13 +63,11 @@ from magicmask.engines import DEFAULT_ENGINE
 from magicmask.errors import MagicmaskError
 from magicmask.execute import default_jobs, resolve_jobs
 from magicmask.files import BACKGROUND_NAME, BACKGROUND_SUFFIX, check_tiff, frame_name, select_frames, write_atomic
+from magicmask.options import DEFAULT_SAMPLES, METHODS, Options, parse_span  # noqa: F401  (parse_span: part of this module's API)
 from magicmask.params import MaskParams
 
-STATISTICS = ("lighten", "darken", "mean", "median")
-METHODS = ("first", *STATISTICS)
-SOURCES = ("keyframes", "video")
-DEFAULT_SAMPLES = 100
-"""Per-keyframe backgrounds are written as ``NAME-background.tiff`` (``t01-background.tiff``)."""
+STATISTICS = tuple(name for name, method in METHODS.items() if method.from_video)
+"""The methods computed from frames (every method but ``first``)."""
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: frames read so far (and per-keyframe backgrounds written), of ``total``."""
@@ -131,7 +129,7 @@ def write_background(pixels: np.ndarray, path: str | os.PathLike, template: str 
             with image.clone() as out:
                 out.composite(raw, left=0, top=0, operator="copy")
                 blob = out.make_blob("tiff")
-    return write_atomic(path, blob)
+    return write_atomic(path, blob, keep_identical=True)  # a re-run's same background keeps its time: its masks stay up to date
 
 
 def background_path(frame: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
@@ -312,24 +310,6 @@ def frames_background(
 # --- Spans: the parts of the video a background is made from ---------------------------------------------
 
 
-def parse_span(text: str) -> tuple[float, float]:
-    """``"START-END"`` in seconds from the video's start (``"8-"``: to its end) as ``(start, end)``.
-
-    Raises
-    ------
-    MagicmaskError
-        For anything else, or an end not after the start.
-    """
-    start, dash, end = str(text).strip().partition("-")
-    try:
-        span = (float(start), float(end) if end.strip() else float("inf"))
-    except ValueError:
-        span = None
-    if not dash or span is None or not (0 <= span[0] < span[1]) or span[0] != span[0]:
-        raise MagicmaskError(f"span {text!r} is not START-END in seconds, the end after the start", hint="use e.g. --span 0-2, or --span 8- for 8 s to the end")
-    return span
-
-
 def in_spans(times: np.ndarray, spans: Sequence[tuple[float, float]]) -> np.ndarray:
     """Which frames, at ``times`` (sorted, seconds), lie in any of ``spans`` (``[start, end)``, in seconds from
     the first frame's time)."""
@@ -463,25 +443,14 @@ def exposure_matched(background: np.ndarray, frame: np.ndarray) -> tuple[np.ndar
 # --- The entry points ---------------------------------------------------------------------------------
 
 
-def check_options(method, source, window, samples, spans=()) -> None:
-    if spans:
-        if source != "video":
-            raise MagicmaskError("--span picks frames of the video", hint="add --from video")
-        if window:
-            raise MagicmaskError("--span and --window both choose the frames of a background", hint="use one of them")
-        if method not in STATISTICS:
-            raise MagicmaskError(f"--span needs a statistic, not {os.fspath(method)!r}", hint=f"use --background {' or '.join(STATISTICS)}")
-    if source not in SOURCES:
-        raise MagicmaskError(f"unknown source {source!r}", hint=f"use one of: {', '.join(SOURCES)}")
-    if not isinstance(window, (int, float)) or window < 0 or window != window:
-        raise MagicmaskError(f"window {window!r} is not a number of seconds >= 0", hint="use e.g. --window 4, or 0 for one background")
-    if int(samples) != samples or samples < 2:
-        raise MagicmaskError(f"samples {samples!r} is below 2", hint="use e.g. --samples 100")
-    if window > 0 and method not in STATISTICS:
-        raise MagicmaskError(f"--window needs a statistic, not {method!r}", hint=f"use one of: {', '.join(STATISTICS)}")
+def check_background_size(path: Path, first: Path) -> Path:
+    """``path``, a background TIFF, when it has the size of ``first``, a keyframe.
 
-
-def _check_path_background(path: Path, first: Path) -> Path:
+    Raises
+    ------
+    MagicmaskError
+        When it is not a TIFF, or both sizes when they differ.
+    """
     check_tiff(path, "background")
     from magicmask.engines import wand
 
@@ -565,12 +534,15 @@ def make_backgrounds(
     if not keyframes:
         raise MagicmaskError("no keyframes to make backgrounds for", hint="extract keyframes first")
     custom = os.fspath(method) not in METHODS
-    check_options(method, source, window, samples, spans)
+    if custom or method == "first":
+        source = "keyframes"  # a keyframe or a file: no frames feed it
+    options = Options(os.fspath(method), source, window, match_exposure, samples, tuple(spans))  # validated: one-line errors
+    method, spans = options.background, options.spans
     out_dir = Path(out_dir)
     threads = resolve_jobs(jobs if threads is None else threads)
     first = keyframes[0]
     if custom:
-        _check_path_background(Path(method), first)
+        check_background_size(Path(method), first)
     needs_video = (not custom and method != "first" and source == "video") or window > 0
     if needs_video and video is None:
         raise MagicmaskError("this background needs the video", hint="pass the video the keyframes come from")
@@ -630,20 +602,10 @@ def make_backgrounds(
             base = flatten(keyframes, out_dir / BACKGROUND_NAME, method, progress=tick, engine=engine, jobs=jobs)
         else:
             if source == "keyframes":
-                frames = (read_frame(path) for path in keyframes)
-                count = len(keyframes)
+                with contextlib.closing(_ticking((read_frame(path) for path in keyframes), tick)) as frames:
+                    pixels = statistic(frames, method, len(keyframes), samples, threads)
             else:
-                frames = kf.iter_frames(video, info=info)
-                count = info.frames
-            chosen = in_spans(times, spans) if spans else None
-            if chosen is not None and not chosen.any():
-                frames.close()
-                raise MagicmaskError(f"no frame of the video lies in {_describe(spans)} (it lasts {info.duration:g} s)", video, "use spans within the video")
-            with contextlib.closing(frames):  # stops ffmpeg if anything fails half-way
-                fed = _ticking(frames, tick)
-                if chosen is not None:
-                    fed, count = _only(fed, chosen), int(chosen.sum())
-                pixels = statistic(fed, method, count, samples, threads)
+                pixels = video_statistic(video, method, samples=samples, spans=spans, info=info, times=times, threads=threads, tick=tick)
             base = write_background(pixels, out_dir / BACKGROUND_NAME, first)
         for frame in keyframes:
             settle(frame, path=base)
@@ -676,6 +638,48 @@ def make_backgrounds(
     if progress is not None:
         progress(total, total)
     return {frame: backgrounds[frame] for frame in keyframes}
+
+
+def video_statistic(
+    video: str | os.PathLike,
+    method: str,
+    *,
+    keyframes_only: bool = False,
+    samples: int = DEFAULT_SAMPLES,
+    spans: Sequence[tuple[float, float]] = (),
+    info: kf.VideoInfo | None = None,
+    times: np.ndarray | None = None,
+    threads: int | None = None,
+    tick: Callable[[], None] | None = None,
+) -> np.ndarray:
+    """The ``lighten``, ``darken``, ``mean`` or ``median`` of the decoded frames of ``video`` (all of them, its
+    keyframes with ``keyframes_only``, or those in ``spans``), streamed from ffmpeg's raw pipe.
+
+    ``tick`` is called for every frame read. The median takes :func:`taken`'s evenly sampled frames.
+
+    Raises
+    ------
+    MagicmaskError
+        For spans holding no frame, a median of a single frame, or a video ffmpeg cannot decode.
+    """
+    if keyframes_only:
+        if spans:
+            raise MagicmaskError("spans pick frames of the whole video", hint="add --from video")
+        count = kf.keyframe_count(video)
+        frames = kf.iter_frames(video, keyframes_only=True)
+    else:
+        times = kf.frame_times(video) if times is None else times
+        info = kf.video_info(video, times) if info is None else info
+        count = info.frames
+        frames = kf.iter_frames(video, info=info)
+    chosen = in_spans(times, spans) if spans else None
+    with contextlib.closing(frames):  # stops ffmpeg if anything fails half-way
+        if chosen is not None and not chosen.any():
+            raise MagicmaskError(f"no frame of the video lies in {_describe(spans)} (it lasts {info.duration:g} s)", video, "use spans within the video")
+        fed = _ticking(frames, tick or (lambda: None))
+        if chosen is not None:
+            fed, count = _only(fed, chosen), int(chosen.sum())
+        return statistic(fed, method, count, samples, threads)
 
 
 def _ticking(frames: Iterable[np.ndarray], tick: Callable[[], None]) -> Iterator[np.ndarray]:

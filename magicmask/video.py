@@ -30,9 +30,9 @@ from magicmask.errors import MagicmaskError
 from magicmask.execute import resolve_jobs
 from magicmask.files import atomic_path
 from magicmask.keyframes import Encoder, VideoInfo, encode_command, frame_rate, has_audio, iter_frames, video_info
+from magicmask.options import DEFAULT_SAMPLES, Options
 from magicmask.params import MaskParams
 
-BACKGROUNDS = ("first", "lighten")
 DEFAULT_PRESET = "veryfast"
 """x264 preset of the clean video: fast enough that the encoder keeps up with the masks on two cores."""
 
@@ -66,36 +66,58 @@ def _frame_format(video: Path, info: VideoInfo) -> str:
     return info.frame_pix_fmt
 
 
-def background_picture(video, background: str | os.PathLike = "first", info: VideoInfo | None = None) -> native.Picture:
-    """The background of the mask chain for ``video``, as the native engine holds it.
+def background_picture(
+    video,
+    background: str | os.PathLike = "first",
+    info: VideoInfo | None = None,
+    *,
+    source: str = "keyframes",
+    samples: int = DEFAULT_SAMPLES,
+    spans=(),
+    progress: Progress | None = None,
+    jobs: int | None = None,
+) -> native.Picture:
+    """The background of the mask chain for ``video``, as the native engine holds it (no file is written).
 
-    ``first``: the first keyframe (the seed's ``t01.tiff``); ``lighten``: the seed's ``convert *.tiff
-    -background black -compose lighten -flatten background.tiff`` over the keyframes, folded as they
-    are decoded (no file); a path: that TIFF, of the video's size.
+    ``first``: the first keyframe (the blog's ``t01.tiff``); ``lighten``, ``darken``, ``mean``, ``median``: that
+    statistic of the keyframes (``lighten`` is the blog's ``convert *.tiff -background black -compose lighten
+    -flatten background.tiff``) or, with ``source="video"``, of every decoded frame (or of ``spans`` of the
+    video), the same values ``magicmask run`` writes to ``background.tiff``; a path: that TIFF, of the video's size.
+
+    Raises
+    ------
+    MagicmaskError
+        For an unknown method (named, with the choices), options that do not fit it, a TIFF of another
+        size, or a video without keyframes.
     """
+    from magicmask.statistics import video_statistic
+
     video = Path(video)
+    options = Options(os.fspath(background), source, samples=samples, spans=tuple(spans))  # one-line errors for bad values
     info = info or video_info(video)
     pix_fmt = _frame_format(video, info)
-    if os.fspath(background) not in BACKGROUNDS:
-        picture = native.load_background(background)
+    if options.method is None:
+        picture = native.load_background(options.background)
         if picture.size != (info.width, info.height):
             width, height = picture.size
-            raise MagicmaskError(f"background is {width}x{height} but the video is {info.width}x{info.height}", background, "use a background made from this video")
+            raise MagicmaskError(f"background is {width}x{height} but the video is {info.width}x{info.height}", options.background, "use a background made from this video")
         return picture
-    keyframes = iter_frames(video, pix_fmt, info=info, keyframes_only=True)
-    try:
-        if background == "first":
-            for samples in keyframes:
-                return native.Picture(np.array(samples), path=f"{video} (first keyframe)")
-            raise MagicmaskError("ffmpeg found no keyframe in the video", video, "check that the video decodes (ffplay), or re-encode it")
-        fold = native.Fold("lighten", "black")
-        for index, samples in enumerate(keyframes):
-            fold.add(native.Picture(samples, path=f"{video} (keyframe {index + 1})"))
-        if fold.canvas is None:
-            raise MagicmaskError("ffmpeg found no keyframe in the video", video, "check that the video decodes (ffplay), or re-encode it")
-        return native.fold_picture(fold)
-    finally:
-        keyframes.close()
+    if options.background == "first":
+        with contextlib.closing(iter_frames(video, pix_fmt, info=info, keyframes_only=True)) as keyframes:
+            for samples_ in keyframes:
+                return native.Picture(np.array(samples_), path=f"{video} (first keyframe)")
+        raise MagicmaskError("ffmpeg found no keyframe in the video", video, "check that the video plays, or re-encode it with keyframes")
+    total = info.frames if options.source == "video" else 0
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress("background", done, max(total, done))
+
+    pixels = video_statistic(video, options.background, keyframes_only=options.source == "keyframes", samples=options.samples, spans=options.spans, info=info, threads=resolve_jobs(jobs), tick=tick)
+    return native.Picture(np.ascontiguousarray(pixels), path=f"{video} ({options.background} of the {options.source})")
 
 
 def foreground_frames(frames, background: native.Picture, params: MaskParams = MaskParams(), jobs: int | None = None):
@@ -164,6 +186,10 @@ def foreground_video(
     preset: str = DEFAULT_PRESET,
     jobs: int | None = None,
     progress: Progress | None = None,
+    *,
+    source: str = "keyframes",
+    samples: int = DEFAULT_SAMPLES,
+    spans=(),
 ) -> VideoResult:
     """Write the clean (foreground) video of ``video``: every frame multiplied by its mask, as the seed does.
 
@@ -182,8 +208,8 @@ def foreground_video(
         The clean video (e.g. ``clean.mp4``), written through a temporary name and renamed when complete.
     masks : path, optional
         Also write the masks as a (gray) video.
-    background : {'first', 'lighten'} or path
-        See :func:`background_picture`.
+    background : {'first', 'lighten', 'darken', 'mean', 'median'} or path
+        See :func:`background_picture`; ``source``, ``samples`` and ``spans`` choose its frames as there.
     params : MaskParams
         The thresholds and blurs of the chain.
     crf : float
@@ -220,7 +246,7 @@ def foreground_video(
         raise MagicmaskError("--masks and the output are the same file", masks, "choose another name for the masks video")
     rate = frame_rate(video)
     audio = has_audio(video)
-    picture = background_picture(video, background, info)
+    picture = background_picture(video, background, info, source=source, samples=samples, spans=spans, progress=progress, jobs=jobs)
     encode = dict(crf=crf, lossless=lossless, preset=preset)
     clean_fmt = "gray" if info.channels == 1 and not lossless else "rgb24"
     threads = resolve_jobs(jobs)

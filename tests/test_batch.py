@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import GOLDEN, golden_frames, leftovers
-from magicmask.batch import expand, plan, run_videos
+from magicmask.job import expand, plan, run_jobs
+from magicmask.options import Options
 from magicmask.cli import app
 from magicmask.compare import compare_files
 from magicmask.record import RECORD_NAME, verify
@@ -96,7 +97,7 @@ def test_progress_counts_every_frame_of_every_video(takes, tmp_path):
     seen = []
     finished = []
     runs = plan([takes / "a" / "take.mp4", takes / "b" / "take.mp4", takes / "broken.mp4"], tmp_path)
-    run_videos(runs, "lighten", progress=lambda stage, done, total: seen.append((stage, done, total)), jobs=2, sheet=False, on_video=finished.append)
+    run_jobs(runs, Options("lighten", jobs=2, sheet=False), progress=lambda stage, done, total: seen.append((stage, done, total)), on_video=finished.append)
     assert [r.status for r in runs] == ["done", "done", "failed"]
     assert sorted(r.video.name for r in finished) == ["broken.mp4", "take.mp4", "take.mp4"]
     assert seen[-1] == ("frames", 8, 8)
@@ -129,7 +130,8 @@ def test_record_holds_versions_options_commands_and_hashes(tmp_path):
     assert set(record["outputs"]) == names
     for name, facts in record["outputs"].items():
         data = (tmp_path / name).read_bytes()
-        assert facts == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        assert (facts["size"], facts["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+        assert facts["made_by"] in commands or facts["made_by"].startswith("magicmask: the contact sheet"), name
     assert leftovers(tmp_path) == []
 
 

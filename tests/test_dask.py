@@ -19,7 +19,7 @@ from magicmask.compare import compare_files  # noqa: E402
 from magicmask.errors import MagicmaskError  # noqa: E402
 from magicmask.keyframes import extract_keyframes  # noqa: E402
 from magicmask.masks import mask_frames  # noqa: E402
-from magicmask.pipeline import run  # noqa: E402
+from magicmask import run  # noqa: E402
 from magicmask.sample import make_sample_video  # noqa: E402
 
 
@@ -79,7 +79,7 @@ def test_run_on_a_cluster_from_the_command_line_matches_the_seed(client, video, 
     address = client.scheduler.address
     result = CliRunner().invoke(app, ["run", str(GOLDEN / f"{video}.mp4"), "-o", str(tmp_path / "dask"), "-b", "lighten", "--backend", "dask", "--scheduler", address, "-q"])
     assert result.exit_code == 0, result.output
-    run(GOLDEN / f"{video}.mp4", tmp_path / "local", "lighten", jobs=1)
+    run(GOLDEN / f"{video}.mp4", tmp_path / "local", background="lighten", jobs=1)
     assert written(tmp_path / "dask") == written(tmp_path / "local")
     for name in visible(tmp_path / "dask"):
         if name.endswith(("-mask.tiff", "-clean.jpg")) or name == "background.tiff":

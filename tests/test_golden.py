@@ -16,7 +16,7 @@ from magicmask.compare import compare_files
 from magicmask.engines import ENGINES
 from magicmask.keyframes import extract_keyframes
 from magicmask.masks import make_clean, make_mask, mask_frames
-from magicmask.pipeline import run
+from magicmask import run
 
 
 @pytest.fixture(params=ENGINES)
@@ -78,7 +78,7 @@ def test_display_matches_convert(video, engine, tmp_path):
 @pytest.mark.parametrize("video", VIDEOS)
 @pytest.mark.parametrize("mode", ["first", "lighten"])
 def test_run_matches_the_seed(video, mode, engine, tmp_path):
-    result = run(GOLDEN / f"{video}.mp4", tmp_path, mode, engine=engine)
+    result = run(GOLDEN / f"{video}.mp4", tmp_path, background=mode, engine=engine)
     assert not result.errors
     assert_same_outputs(tmp_path, GOLDEN / video / mode, golden_frames(video))
     if mode == "lighten":

@@ -13,7 +13,7 @@ from magicmask.compare import compare_files
 from magicmask.keyframes import extract_keyframes
 from magicmask.masks import mask_frames
 from magicmask.params import MaskParams
-from magicmask.pipeline import run
+from magicmask import run
 from magicmask.sample import make_sample_video
 
 
@@ -23,8 +23,8 @@ def outputs(folder):
 
 @pytest.mark.parametrize("mode", ["first", "lighten"])
 def test_one_and_two_workers_write_identical_files(mode, tmp_path):
-    one = run(GOLDEN / "walk.mp4", tmp_path / "one", mode, jobs=1)
-    two = run(GOLDEN / "walk.mp4", tmp_path / "two", mode, jobs=2)
+    one = run(GOLDEN / "walk.mp4", tmp_path / "one", background=mode, jobs=1)
+    two = run(GOLDEN / "walk.mp4", tmp_path / "two", background=mode, jobs=2)
     assert not one.errors and not two.errors
     assert outputs(tmp_path / "one") == outputs(tmp_path / "two")
     for name in visible(tmp_path / "two"):
@@ -67,10 +67,10 @@ def mtimes(folder):
 
 
 def test_rerun_skips_finished_frames_and_keeps_files_as_they_are(tmp_path):
-    run(GOLDEN / "walk.mp4", tmp_path, "lighten", jobs=2)
+    run(GOLDEN / "walk.mp4", tmp_path, background="lighten", jobs=2)
     before = mtimes(tmp_path)
     time.sleep(0.01)
-    result = run(GOLDEN / "walk.mp4", tmp_path, "lighten", jobs=2)
+    result = run(GOLDEN / "walk.mp4", tmp_path, background="lighten", jobs=2)
     assert not result.errors
     assert mtimes(tmp_path) == before
     assert leftovers(tmp_path) == []

@@ -6,7 +6,7 @@ from conftest import GOLDEN
 from magicmask.check import find_convert, run_seed_loop
 from magicmask.compare import compare_files
 from magicmask.errors import MagicmaskError
-from magicmask.pipeline import run
+from magicmask import run
 
 
 def assert_masks_match_convert(result, tmp_path):
@@ -14,8 +14,8 @@ def assert_masks_match_convert(result, tmp_path):
     for frame in result.keyframes:
         background = result.backgrounds.get(frame, result.background)
         mask, clean = run_seed_loop([frame], background, tmp_path / "convert" / frame.stem, convert=convert)[0]
-        assert compare_files(result.out_dir / mask.name, mask).identical, frame.name
-        assert (result.out_dir / clean.name).read_bytes() == clean.read_bytes(), frame.name
+        assert compare_files(result.folder / mask.name, mask).identical, frame.name
+        assert (result.folder / clean.name).read_bytes() == clean.read_bytes(), frame.name
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def assert_masks_match_convert(result, tmp_path):
     ],
 )
 def test_masks_are_convert_s_for_the_background_used(background, options, tmp_path):
-    result = run(GOLDEN / "walk.mp4", tmp_path / "out", background, **options)
+    result = run(GOLDEN / "walk.mp4", tmp_path / "out", background=background, **options)
     assert not result.errors and len(result.outputs) == 5
     per_keyframe = options.get("window") or options.get("match_exposure")
     if per_keyframe:
@@ -53,14 +53,14 @@ def test_median_of_every_frame_removes_the_walking_figure(tmp_path):
         pixels = image_facts(path).pixels[..., :3].astype(int)
         return float(np.mean(np.abs(pixels - empty).max(axis=-1) > 20 * 257))
 
-    median = run(GOLDEN / "walk.mp4", tmp_path, "median", source="video").background
+    median = run(GOLDEN / "walk.mp4", tmp_path, background="median", source="video").background
     assert far_from_empty(median) < 0.001
     assert far_from_empty(tmp_path / "t03.tiff") > 0.02
 
 
 def test_a_window_longer_than_the_video_is_refused(tmp_path):
     with pytest.raises(MagicmaskError, match="longer than the video"):
-        run(GOLDEN / "walk.mp4", tmp_path, "median", source="video", window=60)
+        run(GOLDEN / "walk.mp4", tmp_path, background="median", source="video", window=60)
 
 
 def test_cli_run_with_better_backgrounds_writes_a_record_that_checks(tmp_path):
@@ -83,7 +83,7 @@ def test_cli_run_with_better_backgrounds_writes_a_record_that_checks(tmp_path):
     assert windowed.exit_code == 0, windowed.output
     assert len(list((tmp_path / "w").glob("t*-background.tiff"))) >= 1
     bad = runner.invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "b"), "-b", "first", "--window", "2"])
-    assert bad.exit_code == 1 and "--window needs a statistic" in bad.output
+    assert bad.exit_code == 1 and "--window makes a background per keyframe, but --background first is not made from frames" in bad.output
     spanned = runner.invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "s"), "-b", "median", "--from", "video", "--span", "0-0.5", "--span", "1-", "-q"])
     assert spanned.exit_code == 0, spanned.output
     assert json.loads((tmp_path / "s" / "magicmask.json").read_text())["options"]["spans"] == [[0.0, 0.5], [1.0, None]]

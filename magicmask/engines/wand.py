@@ -284,6 +284,10 @@ def render_frame(background: "Image", frame: str | os.PathLike, params: MaskPara
     return mask_bytes, clean_bytes
 
 
+def warm_up() -> None:
+    """Nothing to load ahead: ImageMagick starts with the process."""
+
+
 def version() -> str:
     _need_wand()
     from wand.version import MAGICK_VERSION

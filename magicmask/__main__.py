@@ -1,0 +1,5 @@
+"""``python -m magicmask``: the command line."""
+
+from magicmask.cli import main
+
+main()

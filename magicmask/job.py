@@ -1,0 +1,524 @@
+"""The video job: keyframes -> backgrounds -> frame jobs -> outputs -> sheet and record, for one video or many.
+
+Every entry point runs this one orchestration: the command line's ``run`` (one video or a batch),
+:func:`magicmask.run` and :func:`magicmask.run_many`, and the demo. One video is a batch of one, so every
+finished folder holds the same files whichever entry point made it::
+
+    FOLDER/t01.tiff ...            the keyframes (ffmpeg -skip_frame nokey ... t%02d.tiff)
+    FOLDER/background.tiff         the background, for lighten, darken, mean and median
+    FOLDER/tNN-background.tiff     a keyframe's own background (--window, --match-exposure)
+    FOLDER/tNN-mask.tiff, tNN-clean.jpg   the blog's loop, for every keyframe
+    FOLDER/keyframes.jpg           the multi-exposure display (with ``display``)
+    FOLDER/sheet.jpg               the contact sheet (unless ``sheet`` is false)
+    FOLDER/magicmask.json          the record: versions, options, the commands that make each file, hashes
+
+The frames of all videos feed one pool of workers (:func:`magicmask.execute.run_tasks`): masks of one
+video are made while ffmpeg extracts the next one's keyframes, and with the first keyframe (or a TIFF)
+as background the masks start while ffmpeg is still extracting. A folder belongs to one video: another
+video's folder is refused (``force`` replaces it), a folder in use by a running magicmask is refused, and
+outputs of an earlier run that this run does not make are removed, so the folder and its record always
+describe one run. A video that fails is reported; the others go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from magicmask import record as records
+from magicmask.engines import get_engine
+from magicmask.errors import MagicmaskError
+from magicmask.execute import as_magicmask_error, resolve_jobs, run_tasks
+from magicmask.files import CLEAN_SUFFIX, DISPLAY_NAME, MASK_SUFFIX, iter_frames, output_paths, write_atomic
+from magicmask.keyframes import Keyframes, check_video_path, keyframe_count
+from magicmask.masks import FrameJob, Resume, render
+from magicmask.options import Options
+
+DONE, UP_TO_DATE, FAILED = "done", "up to date", "failed"
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: ``frames`` counts the keyframes of every video (the total is an estimate,
+from the videos' keyframe packets counted while the work goes on, until each video is finished);
+``background`` counts the frames read for a background while one is made."""
+
+
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """``1 keyframe``, ``2 keyframes``."""
+    return f"{count} {noun if count == 1 else (plural_form or noun + 's')}"
+
+
+@dataclass
+class RunResult:
+    """What a video job made: the folder, its files, the record, and how long each step took."""
+
+    video: Path
+    folder: Path
+    note: str = ""
+    """Why the folder is not simply ``ROOT/STEM`` (a stem used by another video), else empty."""
+    status: str = "pending"
+    """``done``, ``up to date`` or ``failed``."""
+    keyframes: list[Path] = field(default_factory=list)
+    background: Path | None = None
+    """The background every mask was made against; None when each keyframe has its own (``backgrounds``)."""
+    backgrounds: dict[Path, Path] = field(default_factory=dict)
+    """Each keyframe's background."""
+    outputs: list[tuple[Path, Path]] = field(default_factory=list)
+    """``(mask, clean)`` of every keyframe that succeeded, in keyframe order."""
+    errors: list[MagicmaskError] = field(default_factory=list)
+    """Keyframes that failed (the others were written)."""
+    error: MagicmaskError | None = None
+    """Why the video failed as a whole (unreadable, no keyframe, a folder in use, ...)."""
+    warnings: list[str] = field(default_factory=list)
+    """What went wrong without stopping the run (e.g. ffmpeg reported damage in the video)."""
+    record: Path | None = None
+    sheet: Path | None = None
+    display: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds from the job's start to the end of each step: ``keyframes``, ``backgrounds``, ``masks``, ``complete``."""
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAILED
+
+    @property
+    def message(self) -> str:
+        """What went wrong, in one line (empty when nothing did)."""
+        if self.error is not None:
+            return str(self.error)
+        if self.errors:
+            more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+            return f"{plural(len(self.errors), 'keyframe')} failed: {self.errors[0]}{more}"
+        return ""
+
+    def __repr__(self) -> str:
+        return f"<RunResult {self.status}: {self.video} -> {self.folder}, {plural(len(self.keyframes), 'keyframe')}>"
+
+
+def expand(videos: Iterable[str | os.PathLike]) -> list[Path]:
+    """The videos named, with glob patterns that name no file expanded (``'takes/*.mp4'`` quoted from the shell).
+
+    The same file named twice is kept once. A pattern that matches nothing is kept as it is, so that it
+    is reported as missing.
+    """
+    found: list[Path] = []
+    seen: set[str] = set()
+    for video in videos:
+        text = os.fspath(video)
+        matches = sorted(glob.glob(text)) if glob.has_magic(text) and not os.path.exists(text) else []
+        for path in map(Path, matches or [text]):
+            key = os.path.realpath(path)
+            if key not in seen:
+                seen.add(key)
+                found.append(path)
+    return found
+
+
+def plan(videos: Iterable[str | os.PathLike], root: str | os.PathLike) -> list[RunResult]:
+    """A folder for each video: ``ROOT/STEM``, and ``ROOT/STEM-2``, ``-3``... for a stem already taken.
+
+    A stem is taken by an earlier video of the list, or by another video whose outputs are in
+    ``ROOT/STEM`` from an earlier run; so the same list always maps to the same folders, and a folder is
+    reused only by its own video.
+    """
+    root = Path(root)
+    runs: list[RunResult] = []
+    taken: set[Path] = set()
+    for video in expand(videos):
+        mine = os.fspath(video.resolve())
+        for number in itertools.count(1):
+            folder = root / (video.stem if number == 1 else f"{video.stem}-{number}")
+            owner = records.folder_owner(folder)
+            if folder not in taken and owner in (None, mine):
+                break
+        taken.add(folder)
+        note = "" if number == 1 else f"{root / video.stem} holds another video called {video.stem}"
+        runs.append(RunResult(video, folder, note))
+    return runs
+
+
+class VideoJob:
+    """One video through every step, in its folder (see the module's description).
+
+    The runner calls :meth:`start`, hands the jobs of :meth:`frame_jobs` to its workers, calls
+    :meth:`frame_done` for each frame back, and :meth:`complete` once all are done; :meth:`close` always.
+    """
+
+    def __init__(self, result: RunResult, options: Options, progress: Progress | None = None):
+        self.result = result
+        self.options = options
+        self.progress = progress
+        self.keyframes: Keyframes | None = None
+        self.estimate = 0
+        self.outstanding = 0
+        self.counted = 0  # frames done: written, up to date, or failed
+        self.submitted = False  # every frame was handed out (or the video failed before)
+        self.finished = False
+        self.started = time.perf_counter()
+        self._exit = contextlib.ExitStack()
+
+    # --- the steps ---------------------------------------------------------------------------------------
+
+    def start(self) -> bool:
+        """Claim the folder; False when the folder already holds this run, finished and unchanged.
+
+        Raises
+        ------
+        MagicmaskError
+            When the folder holds another video's outputs (without ``force``) or is in use by a running
+            magicmask.
+        """
+        from magicmask.lock import FolderLock
+
+        result, options = self.result, self.options
+        self.started = time.perf_counter()
+        check_video_path(result.video)
+        records.hash_soon(result.video)
+        if not options.force and (done := records.is_current(result.folder, result.video, options.recorded())) is not None:
+            self._up_to_date(done)
+            return False
+        self._exit.enter_context(FolderLock(result.folder, f"magicmask run {result.video}"))
+        records.claim(result.folder, result.video, force=options.force)
+        return True
+
+    def _up_to_date(self, record: dict) -> None:
+        result, folder = self.result, self.result.folder
+        result.keyframes = [folder / name for name in record["keyframes"]]
+        result.backgrounds = {folder / frame: _resolve(folder, name) for frame, name in records.backgrounds_of(record).items()}
+        distinct = set(result.backgrounds.values())
+        result.background = distinct.pop() if len(distinct) == 1 else None
+        result.outputs = [output_paths(frame, folder) for frame in result.keyframes]
+        result.warnings = list(record.get("warnings", []))
+        result.record = folder / records.RECORD_NAME
+        result.sheet = folder / "sheet.jpg" if record["options"].get("sheet") else None
+        result.display = folder / DISPLAY_NAME if record["options"].get("display") else None
+        self.counted = len(result.keyframes)
+
+    def frame_jobs(self, frame_done: Callable[[], None], threads: int | None = None) -> Iterator[FrameJob]:
+        """The keyframes still to do, as jobs for the workers, extracting and making backgrounds on the way.
+
+        With the first keyframe or a TIFF as background, jobs start while ffmpeg still extracts; every
+        other background needs all keyframes first. Backgrounds are made here: folds in this process (the
+        pool is busy with other videos' frames), medians in ``threads`` threads.
+        """
+        from magicmask.statistics import check_background_size, make_backgrounds
+
+        result, options = self.result, self.options
+        keyframes = self.keyframes = Keyframes(result.video, result.folder)
+        own: dict[Path, Path] = {}
+        if options.streams:
+            source = iter(keyframes)
+            first = next(source, None)
+            if first is None:  # Keyframes raises first; kept for safety
+                raise MagicmaskError("ffmpeg found no keyframe in the video", result.video, "check that the video plays, or re-encode it")
+            if options.method is None:
+                base = check_background_size(Path(options.background), first)
+            else:
+                base = first
+            source = itertools.chain([first], source)
+        else:
+            list(keyframes)
+            frames = keyframes.finish()  # final names (t001... past 99) before anything is made from them
+            self._mark("keyframes")
+
+            def step(done: int, total: int) -> None:
+                if self.progress is not None:
+                    self.progress("background", done, total)
+
+            own = make_backgrounds(result.video, frames, result.folder, options.background, options.source, options.window, options.match_exposure, options.samples, step, engine=options.engine, jobs=1, threads=threads, spans=options.spans)
+            self._mark("backgrounds")
+            distinct = set(own.values())
+            base = distinct.pop() if len(distinct) == 1 else None
+            source = iter(frames)
+        result.background = base
+        resume = Resume(sorted(set(own.values())) or [base], options.params, options.force)
+        for frame in iter_frames(source):
+            mask, clean = output_paths(frame, result.folder)
+            result.backgrounds[frame] = own.get(frame, base)
+            job = FrameJob(frame, mask, clean, own.get(frame, base), options.params, options.engine)
+            if resume.done(job):
+                frame_done()
+            else:
+                yield job
+        self._mark("keyframes")
+        self._mark("backgrounds")
+
+    def complete(self) -> str:
+        """A video whose frames are all done: final names, stale outputs removed, display, sheet, record."""
+        from magicmask.background import keyframe_display
+        from magicmask.sheet import SHEET_NAME, contact_sheet
+
+        result, options = self.result, self.options
+        self._mark("masks")
+        if result.error is not None or self.keyframes is None:
+            return FAILED
+        old = list(self.keyframes.paths)
+        frames = self.keyframes.finish((MASK_SUFFIX, CLEAN_SUFFIX))
+        renamed = dict(zip(old, frames))
+        result.keyframes = frames
+        result.backgrounds = {renamed.get(frame, frame): renamed.get(background, background) for frame, background in result.backgrounds.items()}
+        if result.background is not None:
+            result.background = renamed.get(result.background, result.background)
+        result.warnings = list(getattr(self.keyframes, "warnings", []))
+        failed = {os.fspath(error.path) for error in result.errors}
+        result.outputs = [output_paths(frame, result.folder) for frame in frames if os.fspath(frame) not in failed and os.fspath(_old_name(frame, renamed)) not in failed]
+        if result.errors:
+            return FAILED
+        made = {path.name for path in frames}
+        made |= {path.name for pair in result.outputs for path in pair}
+        made |= {path.name for path in result.backgrounds.values() if path.parent == result.folder}
+        if options.display:
+            made.add(DISPLAY_NAME)
+        if options.sheet:
+            made.add(SHEET_NAME)
+        made.add(records.RECORD_NAME)
+        records.remove_outputs(result.folder, keep=made)
+        extra = []
+        if options.display:
+            result.display = keyframe_display(frames, result.folder / DISPLAY_NAME, engine=options.engine, jobs=1)
+            extra.append(result.display)
+        if options.sheet:
+            result.sheet = contact_sheet(result.folder)
+            extra.append(result.sheet)
+        record = records.build(result.video, result.folder, frames, options, self.keyframes.pix_fmt, result.backgrounds, extra, result.warnings)
+        result.record = records.write(result.folder, record)
+        self._mark("complete")
+        return DONE
+
+    def close(self) -> None:
+        """Stop ffmpeg and remove its temporary folder (if still running), and release the folder."""
+        try:
+            if self.keyframes is not None:
+                self.keyframes.close()
+        finally:
+            self._exit.close()
+
+    def _mark(self, step: str) -> None:
+        self.result.timings.setdefault(step, round(time.perf_counter() - self.started, 3))
+
+
+def _old_name(frame: Path, renamed: dict[Path, Path]) -> Path:
+    for old, new in renamed.items():
+        if new == frame:
+            return old
+    return frame
+
+
+def _resolve(folder: Path, name: str) -> Path:
+    path = Path(name)
+    return path if path.is_absolute() else folder / name
+
+
+def _estimate(video: Path) -> int:
+    try:
+        return keyframe_count(video)
+    except MagicmaskError:
+        return 0  # reported when the video is run
+
+
+def run_jobs(
+    results: list[RunResult],
+    options: Options,
+    progress: Progress | None = None,
+    on_video: Callable[[RunResult], None] | None = None,
+) -> list[RunResult]:
+    """Run the video job of every ``results`` entry (video and folder), all frames on one pool of workers.
+
+    ``results`` are updated in place and returned; ``on_video`` is called with each as soon as it is
+    finished (done, up to date, or failed).
+
+    Raises
+    ------
+    MagicmaskError
+        For an output that cannot be written (a full disk): the batch stops there. A failing video does
+        not stop it.
+    """
+    module = get_engine(options.engine)
+    _warm_up(module)  # Numba's kernels load in a thread while ffmpeg starts
+    jobs = [VideoJob(result, options, progress) for result in results]
+    owner: dict[Path, VideoJob] = {}
+    stop = threading.Event()
+
+    def estimate():  # keyframe counts for the progress bar, read while the work already goes on
+        for job in jobs:
+            if stop.is_set():
+                return
+            job.estimate = _estimate(job.result.video)
+
+    if progress is not None:
+        threading.Thread(target=estimate, daemon=True, name="magicmask-estimate").start()
+
+    def report():
+        if progress is not None:
+            total = sum(j.counted if j.finished else max(j.estimate, j.counted) for j in jobs)
+            progress("frames", sum(j.counted for j in jobs), total)
+
+    def finish(job: VideoJob, status: str | None = None) -> None:
+        if job.finished or (status is None and (not job.submitted or job.outstanding)):
+            return
+        result = job.result
+        try:
+            if status is None:
+                status = job.complete()
+        except MagicmaskError as exc:
+            result.error, status = exc, FAILED
+        finally:
+            job.close()
+        result.status = FAILED if (result.error or result.errors) else status
+        result.seconds = time.perf_counter() - job.started
+        job.finished = True
+        report()
+        if on_video is not None:
+            on_video(result)
+
+    def frame_done(job: VideoJob, error: MagicmaskError | None = None) -> None:
+        job.counted += 1
+        if error is not None:
+            job.result.errors.append(error)
+        report()
+
+    def pending() -> Iterator[FrameJob]:
+        report()
+        for job in jobs:
+            try:
+                if not job.start():
+                    finish(job, UP_TO_DATE)
+                    continue
+                for frame_job in job.frame_jobs(lambda job=job: frame_done(job), threads=options.jobs):
+                    records.hash_soon(frame_job.frame)  # hashed for the record while the frames are made
+                    owner[frame_job.frame] = job
+                    job.outstanding += 1
+                    yield frame_job
+                    records.versions_soon()  # for the record; started once ffmpeg is under way
+            except MagicmaskError as exc:
+                job.result.error = exc
+            job.submitted = True
+            finish(job, FAILED if job.result.error and not job.outstanding else None)
+
+    if options.scheduler is None:
+        outcomes = run_tasks(render, pending(), options.jobs, threads=module.THREADS)
+    else:
+        outcomes = _on_cluster(pending(), options)
+    try:
+        for frame_job, rendered, error in outcomes:
+            job = owner.pop(frame_job.frame)
+            if error is None:  # written here, by this process, so an interruption never leaves half a file
+                records.hash_soon(write_atomic(frame_job.mask, rendered[0]))
+                records.hash_soon(write_atomic(frame_job.clean, rendered[1]))
+            job.outstanding -= 1
+            frame_done(job, None if error is None else as_magicmask_error(error, frame_job.frame))
+            finish(job, FAILED if job.result.error and job.submitted and not job.outstanding else None)
+    finally:
+        stop.set()
+        for job in jobs:
+            job.close()  # on interruption: ffmpeg stopped, its temporary folder removed, the folder released
+    return results
+
+
+def _on_cluster(frame_jobs: Iterator[FrameJob], options: Options):
+    """:func:`magicmask.cluster.render_frames` for each video's run of jobs (it holds one background at a time)."""
+    from magicmask.cluster import render_frames
+
+    for background, group in itertools.groupby(frame_jobs, key=lambda job: job.background):
+        yield from render_frames(group, background, options.params, options.engine, options.scheduler)
+
+
+def _warm_up(module) -> None:
+    """Let the engine load what it needs (Numba's kernels) in a thread while ffmpeg starts."""
+    threading.Thread(target=_quietly, args=(module.warm_up,), name="magicmask-warm-up", daemon=True).start()
+
+
+def _quietly(function) -> None:
+    try:
+        function()
+    except Exception:  # only a head start: any real problem shows on the first frame
+        pass
+
+
+# --- The library's entry points ---------------------------------------------------------------------------
+
+
+def run(
+    video: str | os.PathLike,
+    folder: str | os.PathLike,
+    *,
+    options: Options | None = None,
+    progress: Progress | None = None,
+    **changes,
+) -> RunResult:
+    """Run the blog's whole recipe on one video, into ``folder``.
+
+    Reproduces::
+
+        ffmpeg -skip_frame nokey -i VIDEO -vsync 0 -r 30 -f image2 t%02d.tiff
+        convert *.tiff -background black -compose lighten -flatten background.tiff   # --background lighten
+        for i in *.tiff; do ... "$name-mask.tiff" ... "$name-clean.jpg"; done
+
+    and writes the contact sheet and the record (see :mod:`magicmask.job`). This is :func:`run_many` with
+    one video whose folder is ``folder`` itself.
+
+    Parameters
+    ----------
+    video : path
+        The video file.
+    folder : path
+        Where the keyframes, background(s), masks, clean images, sheet and record go.
+    options : Options, optional
+        The options; keyword arguments (``background="median"``, ``source="video"``, ``threshold="8%"``,
+        ``jobs=2``, ... see :class:`magicmask.options.Options`) change them.
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    RunResult
+        Its ``status`` is ``done``, ``up to date`` or ``failed``; ``errors`` holds the keyframes that
+        failed (the others were written).
+
+    Raises
+    ------
+    MagicmaskError
+        When the video fails as a whole (unreadable, no keyframe, a folder holding another video or in use,
+        a bad option), naming the file and what to do.
+
+    Examples
+    --------
+    >>> import magicmask                                                     # doctest: +SKIP
+    >>> result = magicmask.run("dance.mp4", "dance", background="lighten")    # doctest: +SKIP
+    >>> result.outputs[0]                                                    # doctest: +SKIP
+    (PosixPath('dance/t01-mask.tiff'), PosixPath('dance/t01-clean.jpg'))
+    """
+    options = Options.of(options, **changes)
+    result = run_jobs([RunResult(Path(video), Path(folder))], options, progress)[0]
+    if result.error is not None:
+        raise result.error
+    return result
+
+
+def run_many(
+    videos: Iterable[str | os.PathLike],
+    root: str | os.PathLike,
+    *,
+    options: Options | None = None,
+    progress: Progress | None = None,
+    on_video: Callable[[RunResult], None] | None = None,
+    **changes,
+) -> list[RunResult]:
+    """Run the recipe on every video, each in ``ROOT/STEM`` (see :func:`plan`), on one pool of workers.
+
+    ``videos`` may hold glob patterns (``"takes/*.mp4"``). Options as for :func:`run`; ``on_video`` is
+    called with each :class:`RunResult` as soon as that video is finished. A video that fails does not
+    stop the others: look at each result's ``status``.
+    """
+    options = Options.of(options, **changes)
+    return run_jobs(plan(videos, root), options, progress, on_video)
+
+
+__all__ = ["DONE", "FAILED", "UP_TO_DATE", "RunResult", "VideoJob", "expand", "plan", "plural", "run", "run_jobs", "run_many"]
