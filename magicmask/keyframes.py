@@ -750,6 +750,18 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 """libx264's presets, fastest first."""
 
 
+def encoded_size(width: int, height: int, lossless: bool = False) -> tuple[int, int]:
+    """The size of the video :func:`encode_command` writes from ``width`` x ``height`` frames.
+
+    4:2:0 video (the default) holds an even number of columns and rows (H.264's chroma samples and
+    cropping both come in pairs), so an odd size gains one black column on the right and/or one black row
+    at the bottom; every computed pixel keeps its place. Lossless video (RGB 4:4:4) keeps any size.
+    """
+    if lossless:
+        return width, height
+    return width + width % 2, height + height % 2
+
+
 def encode_command(
     output: str | os.PathLike,
     width: int,
@@ -767,7 +779,12 @@ def encode_command(
     ::
 
         ffmpeg -f rawvideo -pix_fmt rgb24 -s WxH -framerate RATE -i pipe: [-i VIDEO -map 0:v -map 1:a -c:a copy]
-               -c:v libx264 -crf CRF -preset PRESET -pix_fmt yuv420p OUTPUT
+               [-filter_complex format=yuv420p,pad=W2:H2:0:0:black] -c:v libx264 -crf CRF -preset PRESET -pix_fmt yuv420p OUTPUT
+
+    4:2:0 needs an even width and height: frames of an odd size are padded with one black column on
+    the right and/or one black row at the bottom (``pad``; see :func:`encoded_size`), black being what
+    the clean video shows where there is no foreground and the masks video where there is no mask. The
+    computed pixels keep their places: crop the decoded frames to ``WxH`` to get them back.
 
     ``lossless`` encodes every sample exactly: ``libx264rgb -qp 0`` (RGB 4:4:4; decoded back with
     ``-pix_fmt rgb24``, the samples are those written), for rgb24 frames only (libx264's 4:0:0 gray
@@ -781,15 +798,41 @@ def encode_command(
     if not lossless and not 0 <= crf <= 51:
         raise MagicmaskError(f"--crf {crf} is outside 0..51", hint="use 0 (best) to 51 (smallest); 18 looks lossless to most eyes")
     source = ffmpeg.input("pipe:", f="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}", framerate=rate)
+    video = source.video
+    if encoded_size(width, height, lossless) != (width, height):
+        padded_width, padded_height = encoded_size(width, height, lossless)
+        # padded after the conversion to 4:2:0, where black is Y=16 (pad's "black" on gray frames would be
+        # 16 on a full-range scale, dark gray once converted), and no chroma sample mixes black with the picture
+        video = video.filter("format", "yuv420p").filter("pad", padded_width, padded_height, 0, 0, "black")
     if lossless:
         options = dict(vcodec="libx264rgb", qp=0, preset=preset, pix_fmt="rgb24")
     else:
         options = dict(vcodec="libx264", crf=crf, preset=preset, pix_fmt="yuv420p")
-    streams = [source.video]
+    streams = [video]
     if audio_from is not None:
         streams.append(ffmpeg.input(file_url(audio_from)).audio)
         options["acodec"] = "copy"
     return _with_quiet(ffmpeg.output(*streams, file_url(output), **options).compile(cmd="ffmpeg"), "-y")
+
+
+_ENCODE_HINTS = (
+    ("No space left on device", "free some space on the disk"),
+    ("Permission denied", "choose a folder you can write to"),
+    ("Read-only file system", "choose a folder you can write to"),
+    ("Unable to find a suitable output format", "end the output name with .mp4 or .mkv"),
+    ("Could not find tag for codec", "the video's audio cannot be copied into this container: write .mkv"),
+    ("Only VP8 or VP9 or AV1", "WebM cannot hold H.264: write .mp4 or .mkv"),
+)
+
+
+def encode_hint(stderr: bytes | str) -> str:
+    """What to do about an encoding failure, from what ffmpeg printed (searched whole: the telling line is
+    often not among the last)."""
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    for needle, hint in _ENCODE_HINTS:
+        if needle in text:
+            return hint
+    return "check free space, and write .mp4 or .mkv"
 
 
 class Encoder:
@@ -801,6 +844,7 @@ class Encoder:
 
     def __init__(self, args: list[str], output: str | os.PathLike):
         self.output = Path(output)
+        self._written = args[-1].removeprefix("file:").encode()  # the temporary name ffmpeg writes: quoted as the output
         self.errors = tempfile.TemporaryFile()
         try:
             self.process = subprocess.Popen(_binary(args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.errors)
@@ -812,7 +856,8 @@ class Encoder:
     def _failure(self) -> MagicmaskError:
         self.process.wait()
         self.errors.seek(0)
-        return MagicmaskError(f"ffmpeg failed to encode the video: {_tail(self.errors.read())}", self.output, "check free space; for audio MP4 cannot hold, write .mkv")
+        printed = self.errors.read().replace(self._written, os.fsencode(self.output)) if self._written else self.errors.read()
+        return MagicmaskError(f"ffmpeg failed to encode the video: {_tail(printed)}", self.output, encode_hint(printed))
 
     def write(self, data) -> None:
         try:

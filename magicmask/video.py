@@ -199,6 +199,9 @@ def foreground_video(
         convert F F-mask.tiff -compose multiply -flatten F-clean.jpg
 
     and encodes the clean frames (before any JPEG compression) with H.264; audio streams are copied.
+    A video of odd width or height gains one black column (right) and/or row (bottom) in the default
+    4:2:0 encoding, which holds even sizes only; the lossless one keeps the size (see
+    :func:`~magicmask.keyframes.encoded_size`).
 
     Parameters
     ----------
