@@ -463,7 +463,9 @@ def video_command(
     Frames come from ffmpeg's raw pipe and go to ffmpeg's encoder: nothing is written to disk but the
     videos; audio is copied. Each frame of the clean video is what the blog's two convert lines compute
     for that decoded frame (before JPEG), encoded with --crf, or exactly with --lossless. The background
-    is made as run makes it (--background, --from, --samples, --span), in memory.
+    is made as run makes it (--background, --from, --samples, --span), in memory. H.264 4:2:0 needs an even
+    width and height: a video of odd size gets one black column (right) and/or row (bottom); --lossless
+    keeps the size.
     """
     from magicmask.options import Options
     from magicmask.video import foreground_video
@@ -474,6 +476,8 @@ def video_command(
     written = f"{result.output}" + (f" and {result.masks}" if result.masks else "")
     audio = ", audio copied" if result.audio else ""
     out.print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps){audio}: {written}", soft_wrap=True)
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/yellow] {escape(str(video))}: {escape(warning)}", markup=True, soft_wrap=True)
 
 
 @app.command()

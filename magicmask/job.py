@@ -163,6 +163,8 @@ class VideoJob:
         self.finished = False
         self.started = time.perf_counter()
         self._exit = contextlib.ExitStack()
+        self._lock = None
+        self.decoding: list[str] = []  # what ffmpeg reported while decoding every frame for a background
 
     # --- the steps ---------------------------------------------------------------------------------------
 
@@ -184,7 +186,7 @@ class VideoJob:
         if not options.force and (done := records.is_current(result.folder, result.video, options.recorded())) is not None:
             self._up_to_date(done)
             return False
-        self._exit.enter_context(FolderLock(result.folder, f"magicmask run {result.video}"))
+        self._lock = self._exit.enter_context(FolderLock(result.folder, f"magicmask run {result.video}"))
         records.claim(result.folder, result.video, force=options.force)
         return True
 
@@ -232,7 +234,10 @@ class VideoJob:
                 if self.progress is not None:
                     self.progress("background", done, total)
 
-            own = make_backgrounds(result.video, frames, result.folder, options.background, options.source, options.window, options.match_exposure, options.samples, step, engine=options.engine, jobs=1, threads=threads, spans=options.spans)
+            own = make_backgrounds(
+                result.video, frames, result.folder, options.background, options.source, options.window, options.match_exposure, options.samples, step,
+                engine=options.engine, jobs=1, threads=threads, spans=options.spans, warnings=self.decoding,
+            )
             self._mark("backgrounds")
             distinct = set(own.values())
             base = distinct.pop() if len(distinct) == 1 else None
@@ -266,7 +271,7 @@ class VideoJob:
         result.backgrounds = {renamed.get(frame, frame): renamed.get(background, background) for frame, background in result.backgrounds.items()}
         if result.background is not None:
             result.background = renamed.get(result.background, result.background)
-        result.warnings = list(getattr(self.keyframes, "warnings", []))
+        result.warnings = list(dict.fromkeys([*self.keyframes.warnings, *self.decoding]))
         failed = {os.fspath(error.path) for error in result.errors}
         result.outputs = [output_paths(frame, result.folder) for frame in frames if os.fspath(frame) not in failed and os.fspath(_old_name(frame, renamed)) not in failed]
         if result.errors:
@@ -279,6 +284,7 @@ class VideoJob:
         if options.sheet:
             made.add(SHEET_NAME)
         made.add(records.RECORD_NAME)
+        self._check_lock()
         records.remove_outputs(result.folder, keep=made)
         extra = []
         if options.display:
@@ -288,9 +294,14 @@ class VideoJob:
             result.sheet = contact_sheet(result.folder)
             extra.append(result.sheet)
         record = records.build(result.video, result.folder, frames, options, self.keyframes.pix_fmt, result.backgrounds, extra, result.warnings)
+        self._check_lock()
         result.record = records.write(result.folder, record)
         self._mark("complete")
         return DONE
+
+    def _check_lock(self) -> None:
+        if self._lock is not None and self._lock.lost:
+            raise MagicmaskError("another magicmask run took this folder over while this one ran (its lock was not refreshed for a minute)", self.result.folder, "run again once the other run is finished")
 
     def close(self) -> None:
         """Stop ffmpeg and remove its temporary folder (if still running), and release the folder."""

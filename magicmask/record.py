@@ -534,7 +534,7 @@ def verify(path: str | os.PathLike, rerun: bool = True, jobs: int | None = None,
                 verdicts[name] = Verdict(name, old.hash, status, "; ".join(filter(None, (old.note, note))))
         for name, old in verdicts.items():
             if name not in reruns:
-                verdicts[name] = Verdict(name, old.hash, old.rerun, old.note or "made by no command of the blog's: checked by hash")
+                verdicts[name] = Verdict(name, old.hash, old.rerun, old.note or "made by no command: checked by hash")
     for name in outputs:
         report(name)
     return extra + list(verdicts.values())
@@ -605,7 +605,7 @@ def _rerun_convert(ours: Recipe, keyframes: list[str], mapped: dict[str, str], r
             results[name] = ("not re-run", "differs from the record, so the masks made from it were not re-made")
             continue
         shutil.copyfile(folder / name, work / name)
-        results[name] = ("not re-run", "made by magicmask, not by a command: checked by hash, then the input of the convert lines")
+        results[name] = ("not re-run", "made by magicmask's statistics, no command: checked by hash, then the input of the convert lines")
     unusable = {name for name, (status, _) in results.items() if name in mapped.values() and status == "not re-run" and "differs" in results[name][1]}
     env = dict(os.environ)
     threads = resolve_jobs(jobs)

@@ -466,7 +466,7 @@ def make_backgrounds(
     keyframes: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
     method: str | os.PathLike = "median",
-    source: str = "video",
+    source: str = "keyframes",
     window: float = 0.0,
     match_exposure: bool = False,
     samples: int = DEFAULT_SAMPLES,
@@ -476,6 +476,7 @@ def make_backgrounds(
     jobs: int | None = None,
     threads: int | None = None,
     spans: Sequence[tuple[float, float]] = (),
+    warnings: list[str] | None = None,
 ) -> dict[Path, Path]:
     """The background of every keyframe: one for the run, one per keyframe window, exposure-matched or not.
 
@@ -491,8 +492,9 @@ def make_backgrounds(
         a keyframe's own (windowed or exposure-matched) background.
     method : {'first', 'lighten', 'darken', 'mean', 'median'} or path
         The statistic (see the module's notes), ``first`` (the first keyframe, as the seed), or a TIFF file.
-    source : {'video', 'keyframes'}
-        Which frames feed the statistic: every decoded frame of the video, or the keyframes.
+    source : {'keyframes', 'video'}
+        Which frames feed the statistic: the keyframes (as the blog's lighten), or every decoded frame of
+        the video.
     window : float
         Seconds. 0: one background for the run. Otherwise each keyframe's own background, from the
         frames within ``window/2`` of it (the window slid to stay inside the video).
@@ -512,6 +514,8 @@ def make_backgrounds(
         With ``source="video"`` and no window: only the frames in these spans (seconds from the video's
         start, ``[start, end)``, see :func:`parse_span`) feed the statistic, e.g. the parts of a take where
         nobody stands still (a clean plate).
+    warnings : list, optional
+        Gets what ffmpeg reports about damage in the video while decoding its frames.
 
     Returns
     -------
@@ -534,8 +538,6 @@ def make_backgrounds(
     if not keyframes:
         raise MagicmaskError("no keyframes to make backgrounds for", hint="extract keyframes first")
     custom = os.fspath(method) not in METHODS
-    if custom or method == "first":
-        source = "keyframes"  # a keyframe or a file: no frames feed it
     options = Options(os.fspath(method), source, window, match_exposure, samples, tuple(spans))  # validated: one-line errors
     method, spans = options.background, options.spans
     out_dir = Path(out_dir)
@@ -605,7 +607,7 @@ def make_backgrounds(
                 with contextlib.closing(_ticking((read_frame(path) for path in keyframes), tick)) as frames:
                     pixels = statistic(frames, method, len(keyframes), samples, threads)
             else:
-                pixels = video_statistic(video, method, samples=samples, spans=spans, info=info, times=times, threads=threads, tick=tick)
+                pixels = video_statistic(video, method, samples=samples, spans=spans, info=info, times=times, threads=threads, tick=tick, warnings=warnings)
             base = write_background(pixels, out_dir / BACKGROUND_NAME, first)
         for frame in keyframes:
             settle(frame, path=base)
@@ -632,7 +634,7 @@ def make_backgrounds(
             empty = [frame.name for frame, (i0, i1) in zip(keyframes, ranges) if i1 <= i0]
             if empty:
                 raise MagicmaskError(f"the window around {empty[0]} holds no frame", video, "use a window of at least one frame's duration")
-            with contextlib.closing(kf.iter_frames(video, info=info)) as frames:
+            with contextlib.closing(kf.iter_frames(video, info=info, warnings=warnings)) as frames:
                 for k, result in _window_statistics(frames, ranges, method, samples, tick, threads):
                     settle(keyframes[k], pixels=result)
     if progress is not None:
@@ -651,11 +653,13 @@ def video_statistic(
     times: np.ndarray | None = None,
     threads: int | None = None,
     tick: Callable[[], None] | None = None,
+    warnings: list[str] | None = None,
 ) -> np.ndarray:
     """The ``lighten``, ``darken``, ``mean`` or ``median`` of the decoded frames of ``video`` (all of them, its
     keyframes with ``keyframes_only``, or those in ``spans``), streamed from ffmpeg's raw pipe.
 
-    ``tick`` is called for every frame read. The median takes :func:`taken`'s evenly sampled frames.
+    ``tick`` is called for every frame read. The median takes :func:`taken`'s evenly sampled frames. What
+    ffmpeg reports about damage in the video is appended to ``warnings`` (see :func:`magicmask.keyframes.iter_frames`).
 
     Raises
     ------
@@ -666,12 +670,12 @@ def video_statistic(
         if spans:
             raise MagicmaskError("spans pick frames of the whole video", hint="add --from video")
         count = kf.keyframe_count(video)
-        frames = kf.iter_frames(video, keyframes_only=True)
+        frames = kf.iter_frames(video, keyframes_only=True, warnings=warnings)
     else:
         times = kf.frame_times(video) if times is None else times
         info = kf.video_info(video, times) if info is None else info
         count = info.frames
-        frames = kf.iter_frames(video, info=info)
+        frames = kf.iter_frames(video, info=info, warnings=warnings)
     chosen = in_spans(times, spans) if spans else None
     with contextlib.closing(frames):  # stops ffmpeg if anything fails half-way
         if chosen is not None and not chosen.any():

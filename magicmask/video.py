@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,8 @@ class VideoResult:
     frames: int
     seconds: float
     audio: bool
+    warnings: list[str] = field(default_factory=list)
+    """What ffmpeg reported about damage in the video while decoding it."""
 
     @property
     def fps(self) -> float:
@@ -250,6 +252,7 @@ def foreground_video(
     rate = frame_rate(video)
     audio = has_audio(video)
     picture = background_picture(video, background, info, source=source, samples=samples, spans=spans, progress=progress, jobs=jobs)
+    warnings: list[str] = []
     encode = dict(crf=crf, lossless=lossless, preset=preset)
     clean_fmt = "gray" if info.channels == 1 and not lossless else "rgb24"
     threads = resolve_jobs(jobs)
@@ -277,7 +280,7 @@ def foreground_video(
                 writers.append(_Writer(Encoder(args, masks), lambda result: _channels(native.to_char(result[0]), masks_fmt), None, depth))
             for writer in writers:
                 writer.start()
-            count = _stream(video, pix_fmt, info, picture, params, threads, writers)
+            count = _stream(video, pix_fmt, info, picture, params, threads, writers, warnings)
             for writer in writers:
                 writer.queue.put(None)
             for writer in writers:
@@ -298,13 +301,13 @@ def foreground_video(
             raise
     if count == 0:
         raise MagicmaskError("ffmpeg decoded no frame", video, "check that the video decodes (ffplay)")
-    return VideoResult(output, masks, count, time.perf_counter() - started, audio)
+    return VideoResult(output, masks, count, time.perf_counter() - started, audio, list(dict.fromkeys(warnings)))
 
 
-def _stream(video, pix_fmt, info, picture, params, threads, writers) -> int:
+def _stream(video, pix_fmt, info, picture, params, threads, writers, warnings=None) -> int:
     """Decode, compute on ``threads`` threads and hand every frame's ``(mask, clean)`` to each writer, in order."""
     count = 0
-    frames = iter_frames(video, pix_fmt, info=info)
+    frames = iter_frames(video, pix_fmt, info=info, warnings=warnings)
     results = foreground_frames(frames, picture, params, threads)
     try:
         for result in results:

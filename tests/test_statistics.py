@@ -338,11 +338,11 @@ def test_a_path_background_of_another_size_is_an_error(clip, tmp_path):
 @pytest.mark.parametrize(
     "options, message",
     [
-        (dict(source="disk"), "unknown source"),
+        (dict(source="disk"), "--from 'disk' is not a source of frames"),
         (dict(window=-1), "window -1"),
         (dict(samples=1), "samples 1 is below 2"),
-        (dict(method="first", window=2), "--window needs a statistic"),
-        (dict(method="nothing-here.tiff"), "background not found"),
+        (dict(method="first", window=2), "--window makes a background per keyframe, but --background first is not made from frames"),
+        (dict(method="nothing-here.tiff"), "background file not found"),
     ],
 )
 def test_bad_options_are_one_line_errors(clip, tmp_path, options, message):
@@ -405,7 +405,7 @@ def test_spans_are_refused_where_they_mean_nothing(clip, tmp_path):
     cases = [
         (dict(method="median", source="keyframes"), "add --from video"),
         (dict(method="median", source="video", window=0.4), "--span and --window"),
-        (dict(method="first", source="video"), "--span needs a statistic"),
+        (dict(method="first", source="video"), "--from video makes a background from every frame, but --background first is not made from frames"),
         (dict(method="median", source="video", spans=[(30.0, 40.0)]), "no frame of the video lies in 30-40 s"),
     ]
     for options, message in cases:
