@@ -688,3 +688,21 @@ def difference_intensity(background, background_scale, frame, frame_scale, to_ch
                     d2 = d
             gray = clamp_to_quantum(RED_WEIGHT * d0 + GREEN_WEIGHT * d1 + BLUE_WEIGHT * d2)
             out[y, x] = scale_quantum_to_char(gray) if to_char else gray
+
+
+@njit(**_OPTIONS)
+def difference_intensity_8bit(background, frame, red, green, blue, out, counts):
+    """:func:`difference_intensity` of two 8-bit RGB images, scaled to 8 bits, the products looked up in
+    :func:`intensity_tables`; each value is also counted into ``counts`` (256 bins)."""
+    rows, columns = out.shape[0], out.shape[1]
+    for y in range(rows):
+        b = background[y]
+        f = frame[y]
+        o = out[y]
+        for x in range(columns):
+            d0 = abs(np.int32(b[x, 0]) - np.int32(f[x, 0]))
+            d1 = abs(np.int32(b[x, 1]) - np.int32(f[x, 1]))
+            d2 = abs(np.int32(b[x, 2]) - np.int32(f[x, 2]))
+            v = scale_quantum_to_char(clamp_to_quantum(red[d0] + green[d1] + blue[d2]))
+            o[x] = v
+            counts[v] += 1
