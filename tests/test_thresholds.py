@@ -17,8 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
+from magicmask import thresholds
 from magicmask.engines import native
 from magicmask.engines import wand as wand_engine
 from magicmask.errors import MagicmaskError
@@ -120,3 +123,182 @@ def assert_same_tiff(ours: bytes, reference: bytes) -> None:
     assert forms[0][0] == forms[1][0]
     np.testing.assert_array_equal(forms[0][1], forms[1][1])
     assert ours == reference
+
+
+# --------------------------------------------------------------------------------------------------
+# the kernels against the test's own arithmetic (no convert): every depth, gray and RGB
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), deep=st.booleans(), gray=st.booleans())
+def test_map_kernel_is_rounded_intensity_above_the_map(seed, deep, gray):
+    rng = np.random.default_rng(seed)
+    background, frame, limit = boundary_case(rng, int(rng.integers(1, 9)), int(rng.integers(1, 9)), deep)
+    if gray:
+        background, frame = background[:, :, :1], frame[:, :, :1]
+    wide = lambda a: a if a.shape[2] == 3 else np.repeat(a, 3, axis=2)  # noqa: E731
+    scale = 257 if limit.dtype == np.uint8 else 1
+    quantum = limit.astype(np.uint16) * np.uint16(scale)
+    out = np.empty(quantum.shape, np.uint16)
+    native.difference_map_threshold(native.Picture(background), native.Picture(frame), quantum, out)
+    expected = np.where(quantum_intensity(wide(background), wide(frame)) > quantum, 65535, 0)
+    np.testing.assert_array_equal(out, expected)
+    intensity = thresholds.difference_intensity(frame, background)[:, :, 0]
+    gray_quantum = quantum_intensity(wide(background), wide(frame))
+    np.testing.assert_array_equal(intensity, native.to_char(gray_quantum.astype(np.uint16)) if scale == 257 else gray_quantum)
+
+
+# --------------------------------------------------------------------------------------------------
+# learning the map and the automatic threshold
+
+
+def noisy_frames(rng, count, deep=False, width=23, height=17):
+    """Frames of a still scene with per-pixel noise of varying strength and a square moving across."""
+    top = 65535 if deep else 255
+    scene = rng.integers(top // 4, 3 * top // 4, (height, width, 3))
+    strength = np.where(np.arange(width) < width // 2, top // 100, top // 12)[None, :, None]
+    frames = []
+    for i in range(count):
+        frame = scene + np.rint(rng.normal(0.0, 1.0, (height, width, 1)) * strength).astype(np.int64)
+        x = (2 * i) % (width - 4)
+        frame[5:9, x : x + 4] = top - 3
+        frames.append(np.clip(frame, 0, top).astype(np.uint16 if deep else np.uint8))
+    return frames
+
+
+def reference_map(frames, background, k=thresholds.K):
+    """The map by sorting, in plain NumPy."""
+    deep = background.dtype == np.uint16
+    wide = lambda a: np.repeat(a, 3 // a.shape[2], axis=2)  # noqa: E731
+    quanta = np.stack([quantum_intensity(wide(background), wide(frame)) for frame in frames])
+    values = quanta if deep else ((quanta + 128) - ((quanta + 128) >> 8)) >> 8
+    n = len(frames)
+    spread = np.sort(values, axis=0)[(n - 1) // 2]
+    floor = np.sort(values.ravel())[(values.size - 1) // 2]
+    top = 65535 if deep else 255
+    return np.minimum(k * np.maximum(spread, floor), top)[:, :, None]
+
+
+@pytest.mark.parametrize("deep", [False, True], ids=["8-bit", "16-bit"])
+def test_threshold_map_is_k_times_the_median_deviation_floored_by_the_global_one(deep):
+    rng = np.random.default_rng(3)
+    frames = noisy_frames(rng, 12, deep)
+    background, limit = thresholds.median_and_map(frames, threads=2)
+    np.testing.assert_array_equal(background, np.sort(np.stack(frames), axis=0)[5])
+    np.testing.assert_array_equal(limit, reference_map(frames, background))
+    assert limit.dtype == frames[0].dtype and limit.shape == frames[0].shape[:2] + (1,)
+    # the noisy half gets a higher threshold than the quiet half; the moving square does not count
+    assert np.median(limit[:, 12:]) > 3 * np.median(limit[:, :11])
+
+
+def test_median_and_map_use_the_sampled_frames_of_the_median():
+    from magicmask.statistics import statistic
+
+    frames = noisy_frames(np.random.default_rng(4), 9)
+    background, limit = thresholds.median_and_map(iter(frames), count=9, samples=4)
+    kept = [frame for i, frame in enumerate(frames) if (i * 4) % 9 < 4]
+    np.testing.assert_array_equal(background, statistic(iter(frames), "median", 9, 4))
+    np.testing.assert_array_equal(limit, reference_map(kept, background))
+    with pytest.raises(MagicmaskError, match="single frame"):
+        thresholds.median_and_map(frames[:1])
+
+
+def test_window_maps_come_from_each_window_medians_frames():
+    from magicmask.statistics import _window_statistics
+
+    frames = noisy_frames(np.random.default_rng(5), 14)
+    ranges = [(0, 6), (3, 9), (3, 9), (8, 14)]
+    expected = list(_window_statistics(iter(frames), ranges, "median", 4, lambda: None))
+    got = list(thresholds.window_medians_and_maps(iter(frames), ranges, samples=4))
+    assert [k for k, *_ in got] == [0, 1, 2, 3]
+    for (k, background), (_, ours, limit) in zip(expected, got):
+        i0, i1 = ranges[k]
+        np.testing.assert_array_equal(ours, background)
+        kept = [frames[i] for i in range(i0, i1) if (i * 4) % 6 < 4]
+        np.testing.assert_array_equal(limit, reference_map(kept, background))
+
+
+def test_auto_threshold_is_k_times_the_median_deviation_as_a_quantum_value(tmp_path):
+    frames = noisy_frames(np.random.default_rng(6), 6)
+    background = np.sort(np.stack(frames), axis=0)[2]
+    bg = write_tiff(tmp_path / "background.tiff", background)
+    paths = [write_tiff(tmp_path / f"t{i + 1:02d}.tiff", frame) for i, frame in enumerate(frames)]
+    text = thresholds.auto_threshold({path: bg for path in paths})
+    quanta = np.concatenate([quantum_intensity(background, frame).ravel() for frame in frames])
+    assert text == str(thresholds.K * int(np.sort(quanta)[(quanta.size - 1) // 2]))
+    assert MaskParams(text).steps[0] == ("threshold", int(text) / 65536)
+    assert thresholds.threshold_text(70000) == "100%"
+
+
+@pytest.mark.parametrize("deep", [False, True], ids=["8-bit", "16-bit"])
+def test_written_map_is_gray_in_the_keyframes_form(deep, tmp_path):
+    frames = noisy_frames(np.random.default_rng(7), 5, deep)
+    template = write_tiff(tmp_path / "t01.tiff", frames[0], compression="packbits")
+    background, limit = thresholds.median_and_map(frames)
+    path = thresholds.write_threshold_map(limit, tmp_path / thresholds.MAP_NAME, template)
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        assert (page.bitspersample, page.samplesperpixel, int(page.photometric), int(page.compression)) == (16 if deep else 8, 1, 1, 32773)
+        np.testing.assert_array_equal(page.asarray(), limit[:, :, 0])
+
+
+# --------------------------------------------------------------------------------------------------
+# end to end on a video: the map learned from its frames, masks by both engines against convert
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["8-bit", "16-bit"])
+def learned(request, tmp_path_factory):
+    from magicmask import keyframes as kf
+    from magicmask.sample import make_sample_video
+    from magicmask.statistics import write_background
+
+    folder = tmp_path_factory.mktemp("learned")
+    video = make_sample_video(folder / "clip.mp4", width=64, height=48, count=20, keyint=10, deep=request.param)
+    frames = kf.extract_keyframes(video, folder / "frames")
+    info = kf.video_info(video)
+    background, limit = thresholds.median_and_map(kf.iter_frames(video, info=info), info.frames)
+    bg = write_background(background, folder / "background.tiff", frames[0])
+    limit_path = thresholds.write_threshold_map(limit, folder / thresholds.MAP_NAME, frames[0])
+    return frames, bg, limit_path
+
+
+@pytest.mark.parametrize("mode", ["adaptive", "auto"])
+@pytest.mark.parametrize("engine", ["native", "wand"])
+def test_masks_with_learned_thresholds_match_convert(learned, engine, mode, tmp_path):
+    from magicmask.check import run_seed_loop
+    from magicmask.compare import compare_files
+    from magicmask.masks import mask_frames
+
+    frames, bg, limit_path = learned
+    params = MaskParams(threshold_map=str(limit_path))
+    if mode == "auto":
+        params = MaskParams(thresholds.auto_threshold({frame: bg for frame in frames}))
+        assert params.threshold.isdigit()
+    ours = mask_frames(frames, bg, tmp_path / engine, params, engine=engine, jobs=1)
+    theirs = run_seed_loop(frames, bg, tmp_path / "convert", params)
+    assert any(tifffile.imread(mask).any() for mask, _ in theirs)  # something moved
+    for pair, reference in zip(ours, theirs):
+        for output, expected in zip(pair, reference):
+            assert compare_files(output, expected).identical
+            assert output.read_bytes() == expected.read_bytes()
+
+
+def test_map_of_another_size_or_not_gray_names_the_file(learned, tmp_path):
+    frames, bg, _ = learned
+    small = write_tiff(tmp_path / "small.tiff", np.zeros((5, 4), np.uint8))
+    rgb = write_tiff(tmp_path / "rgb.tiff", np.zeros((48, 64, 3), np.uint8))
+    for engine in (native, wand_engine):
+        background = engine.load_background(bg)
+        with pytest.raises(MagicmaskError, match="4x5") as error:
+            engine.render_frame(background, frames[1], MaskParams(threshold_map=str(small)))
+        assert error.value.path.endswith("small.tiff")
+        with pytest.raises(MagicmaskError, match="not a gray image"):
+            engine.render_frame(background, frames[1], MaskParams(threshold_map=str(rgb)))
+
+
+def test_convert_options_with_a_map():
+    params = MaskParams(threshold_map="out/threshold.tiff")
+    assert params.convert_options() == ["-colorspace", "gray", "out/threshold.tiff", "-compose", "minus_src", "-composite", "-threshold", "0", "-blur", "0x3", "-threshold", "20%", "-blur", "0x3"]
+    assert MaskParams().convert_options() == ["-threshold", "5%", "-blur", "0x3", "-threshold", "20%", "-blur", "0x3"]
+    with pytest.raises(MagicmaskError):
+        MaskParams(threshold_map=" ")
