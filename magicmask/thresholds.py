@@ -14,11 +14,12 @@ Gaussian noise, whose MAD is 0.6745 sigma):
 
 - **auto** (:func:`auto_threshold`): one number for the run, ``K`` times the median of ``g`` over every
   pixel of the keyframes against their backgrounds, given to ``-threshold`` as an absolute Quantum value
-  (``-threshold 3084``: an integer, parsed identically by ``convert``, Wand and the native engine). The
-  rest of the seed's commands are unchanged.
+  (``-threshold 3084``: an integer, parsed identically by ``convert``, Wand and the native engine), or the
+  seed's ``5%`` itself when that is higher. The rest of the seed's commands are unchanged.
 - **adaptive** (:func:`threshold_map`): per pixel, ``K`` times the median over the (sampled) frames of the
   video of that pixel's ``g``, floored by ``K`` times the median of ``g`` over all pixels of those frames
-  (a pixel that never moves in the samples still gets the camera's noise level), in the frames' sample
+  (a pixel that never moves in the samples still gets the camera's noise level), and never below the
+  seed's 5% (noise only raises the threshold: a clean video keeps the seed's masks), in the frames' sample
   units (``g`` scaled to 8 bits with ScaleQuantumToChar for 8-bit frames), clipped to the range. It is
   written beside the background as ``threshold.tiff`` (``NAME-threshold.tiff`` per keyframe with a
   window): a gray TIFF of the keyframes' size, depth and compression. The masks are then what::
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -50,6 +52,9 @@ from magicmask.statistics import DEFAULT_SAMPLES, _window_statistics, lower_medi
 
 K = 4
 """The multiple of the median absolute deviation both thresholds use."""
+
+DEFAULT_FLOOR = "5%"
+"""Neither threshold goes below the seed's own: noise only raises it."""
 
 MAP_NAME = "threshold.tiff"
 MAP_SUFFIX = "-threshold.tiff"
@@ -154,7 +159,16 @@ def threshold_text(quantum: int | float) -> str:
     return "100%" if quantum >= 65536 else str(max(quantum, 0))
 
 
-def auto_threshold(backgrounds: Mapping[str | os.PathLike, str | os.PathLike], k: float = K) -> str:
+def floor_quantum(floor: str) -> float:
+    """The floor (a ``-threshold`` value, e.g. the seed's ``5%``) in Quantum, as convert parses it."""
+    from magicmask.engines.native import threshold_quantum
+    from magicmask.params import parse_threshold
+
+    parse_threshold(floor)  # validates, with a message naming the value
+    return threshold_quantum(floor)
+
+
+def auto_threshold(backgrounds: Mapping[str | os.PathLike, str | os.PathLike], k: float = K, floor: str = DEFAULT_FLOOR) -> str:
     """The first threshold for a run, from the noise of its keyframes against their backgrounds.
 
     ``k`` times :func:`noise_level` of every keyframe against its background, as ``-threshold``'s value
@@ -166,6 +180,9 @@ def auto_threshold(backgrounds: Mapping[str | os.PathLike, str | os.PathLike], k
         ``{keyframe: background TIFF}``, as :func:`magicmask.statistics.make_backgrounds` returns it.
     k : float
         The multiple of the median absolute deviation.
+    floor : str
+        The lowest threshold (``-threshold`` syntax): when ``k`` times the noise is not above it, the
+        floor itself is returned (the seed's ``5%`` by default), so a clean video keeps the seed's chain.
 
     Returns
     -------
@@ -189,15 +206,19 @@ def auto_threshold(backgrounds: Mapping[str | os.PathLike, str | os.PathLike], k
                 held[background] = read_frame(background, "background")
             yield read_frame(frame), held[background]
 
-    return threshold_text(k * noise_level(pairs()))
+    lowest = floor_quantum(floor)
+    value = k * noise_level(pairs())
+    return threshold_text(value) if value > lowest else floor
 
 
-def threshold_map(frames: Sequence[np.ndarray], background: np.ndarray, k: float = K, threads: int | None = None) -> np.ndarray:
+def threshold_map(frames: Sequence[np.ndarray], background: np.ndarray, k: float = K, threads: int | None = None, floor: str = DEFAULT_FLOOR) -> np.ndarray:
     """The per-pixel threshold map of ``frames`` against ``background``: ``(height, width, 1)``, their dtype.
 
-    ``min(top, k * max(spread, floor))`` with ``spread`` the per-pixel lower median over ``frames`` of the
-    difference's intensity (:func:`difference_intensity`, in the frames' sample units) and ``floor`` the
-    lower median of it over every pixel of every frame. Written with :func:`write_threshold_map`, it is the
+    ``min(top, max(lowest, round(k * max(spread, noise))))`` with ``spread`` the per-pixel lower median
+    over ``frames`` of the difference's intensity (:func:`difference_intensity`, in the frames' sample
+    units), ``noise`` the lower median of it over every pixel of every frame, and ``lowest`` the smallest
+    map value whose threshold is at least ``floor`` (the seed's ``5%``: ``ceil(3276.8 / 257) = 13`` for
+    8-bit maps, 3277 for 16-bit ones). Written with :func:`write_threshold_map`, it is the
     ``MAP`` of ``-colorspace gray MAP -compose minus_src -composite -threshold 0``.
 
     Raises
@@ -209,13 +230,15 @@ def threshold_map(frames: Sequence[np.ndarray], background: np.ndarray, k: float
         raise MagicmaskError("no frames for a threshold map")
     diffs, counts = _intensities(frames, background, threads)
     top = np.iinfo(background.dtype).max
-    floor = _lower_median_of(counts)
+    noise = _lower_median_of(counts)
     spread = lower_median(diffs, threads) if len(diffs) > 1 else diffs[0]
-    limit = np.maximum(spread, floor).astype(np.float64) * k
-    return np.minimum(np.floor(limit + 0.5), top).astype(background.dtype)
+    scale = 257 if background.dtype == np.uint8 else 1
+    lowest = min(top, math.ceil(floor_quantum(floor) / scale))
+    limit = np.floor(np.maximum(spread, noise).astype(np.float64) * k + 0.5)
+    return np.minimum(np.maximum(limit, lowest), top).astype(background.dtype)
 
 
-def median_and_map(frames: Iterable[np.ndarray], count: int | None = None, samples: int = DEFAULT_SAMPLES, threads: int | None = None, k: float = K) -> tuple[np.ndarray, np.ndarray]:
+def median_and_map(frames: Iterable[np.ndarray], count: int | None = None, samples: int = DEFAULT_SAMPLES, threads: int | None = None, k: float = K, floor: str = DEFAULT_FLOOR) -> tuple[np.ndarray, np.ndarray]:
     """``(median background, threshold map)`` of ``frames`` in one pass, from the same sampled frames.
 
     The background is :func:`magicmask.statistics.statistic` ``(frames, "median", count, samples)``, the
@@ -232,7 +255,7 @@ def median_and_map(frames: Iterable[np.ndarray], count: int | None = None, sampl
     if len(kept) == 1:
         raise MagicmaskError("a median of a single frame is that frame", hint="use more frames (--from video), or --background first")
     background = lower_median(kept, threads)
-    return background, threshold_map(kept, background, k, threads)
+    return background, threshold_map(kept, background, k, threads, floor)
 
 
 def window_medians_and_maps(
@@ -242,6 +265,7 @@ def window_medians_and_maps(
     tick: Callable[[], None] = lambda: None,
     threads: int | None = None,
     k: float = K,
+    floor: str = DEFAULT_FLOOR,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield ``(k, median, threshold map)`` for each window ``ranges[k]``, in one pass over ``frames``.
 
@@ -263,7 +287,7 @@ def window_medians_and_maps(
     for window, background in _window_statistics(keep(frames), ranges, "median", samples, tick, threads):
         i0, i1 = ranges[window]
         chosen = [frame for index, frame in held if i0 <= index < i1]
-        yield window, background, threshold_map(chosen, background, k, threads)
+        yield window, background, threshold_map(chosen, background, k, threads, floor)
         del chosen
         start = ranges[window + 1][0] if window + 1 < len(ranges) else i1
         while held and held[0][0] < start:

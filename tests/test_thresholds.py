@@ -176,7 +176,8 @@ def reference_map(frames, background, k=thresholds.K):
     spread = np.sort(values, axis=0)[(n - 1) // 2]
     floor = np.sort(values.ravel())[(values.size - 1) // 2]
     top = 65535 if deep else 255
-    return np.minimum(k * np.maximum(spread, floor), top)[:, :, None]
+    lowest = 3277 if deep else 13  # the seed's 5% (3276.8), as a map value
+    return np.minimum(np.maximum(k * np.maximum(spread, floor), lowest), top)[:, :, None]
 
 
 @pytest.mark.parametrize("deep", [False, True], ids=["8-bit", "16-bit"])
@@ -223,10 +224,13 @@ def test_auto_threshold_is_k_times_the_median_deviation_as_a_quantum_value(tmp_p
     background = np.sort(np.stack(frames), axis=0)[2]
     bg = write_tiff(tmp_path / "background.tiff", background)
     paths = [write_tiff(tmp_path / f"t{i + 1:02d}.tiff", frame) for i, frame in enumerate(frames)]
-    text = thresholds.auto_threshold({path: bg for path in paths})
+    text = thresholds.auto_threshold({path: bg for path in paths}, floor="1%")
     quanta = np.concatenate([quantum_intensity(background, frame).ravel() for frame in frames])
-    assert text == str(thresholds.K * int(np.sort(quanta)[(quanta.size - 1) // 2]))
+    value = thresholds.K * int(np.sort(quanta)[(quanta.size - 1) // 2])
+    assert value > 655.36 and text == str(value)
+    assert thresholds.auto_threshold({path: bg for path in paths}) == ("5%" if value <= 3276.8 else text)
     assert MaskParams(text).steps[0] == ("threshold", int(text) / 65536)
+    assert thresholds.auto_threshold({path: bg for path in paths}, floor="50%") == "50%"  # never below the floor
     assert thresholds.threshold_text(70000) == "100%"
 
 
@@ -272,7 +276,7 @@ def test_masks_with_learned_thresholds_match_convert(learned, engine, mode, tmp_
     frames, bg, limit_path = learned
     params = MaskParams(threshold_map=str(limit_path))
     if mode == "auto":
-        params = MaskParams(thresholds.auto_threshold({frame: bg for frame in frames}))
+        params = MaskParams(thresholds.auto_threshold({frame: bg for frame in frames}, floor="0.5%"))
         assert params.threshold.isdigit()
     ours = mask_frames(frames, bg, tmp_path / engine, params, engine=engine, jobs=1)
     theirs = run_seed_loop(frames, bg, tmp_path / "convert", params)
