@@ -30,7 +30,10 @@ sys.path.insert(0, str(HERE.parent))
 
 from magicmask import keyframes as kf  # noqa: E402
 from magicmask.engines import DEFAULT_ENGINE, ENGINES  # noqa: E402
+from magicmask import thresholds  # noqa: E402
+from magicmask.params import MaskParams  # noqa: E402
 from magicmask.scenes import SCENES, Scene  # noqa: E402
+from magicmask.files import BACKGROUND_NAME  # noqa: E402
 from magicmask.statistics import background_path, make_backgrounds, mask_with_backgrounds, read_frame, write_background  # noqa: E402
 
 OUT = HERE / "out" / "quality"
@@ -47,6 +50,8 @@ METHODS = {
     "median-x": ("median of every frame, `--match-exposure`", dict(method="median", source="video", match_exposure=True)),
     "median-w4-x": ("median within +-2 s, `--match-exposure`", dict(method="median", source="video", window=4, match_exposure=True)),
     "median-span": ("median of the frames in the spans where no figure stands still (`--span 0-2 --span 8-` on the stop scene; every frame elsewhere)", dict(method="median", source="video", spans="scene")),
+    "median-auto": ("median of every frame, `--threshold auto`", dict(method="median", source="video", threshold="auto")),
+    "median-adaptive": ("median of every frame, `--threshold adaptive` (its threshold map)", dict(method="median", source="video", threshold="adaptive")),
     "knn": ("OpenCV KNN subtractor (every frame)", None),
     "mog2": ("OpenCV MOG2 subtractor (every frame)", None),
 }
@@ -73,6 +78,21 @@ def opencv_masks(video: Path, indices: list[int], kind: str) -> list[np.ndarray]
     return [found[i] for i in indices]
 
 
+def learned_backgrounds(video: Path, frames: list[Path], out: Path, threshold: str | None = None, **options) -> tuple[dict, MaskParams]:
+    """``make_backgrounds``, and the mask parameters of ``threshold``: the default (None), ``auto`` (from the
+    keyframes against their backgrounds) or ``adaptive`` (the median and its threshold map, from the video's
+    sampled frames in one pass; one background for the run)."""
+    if threshold != "adaptive":
+        backgrounds = make_backgrounds(video, frames, out, **options)
+        return backgrounds, MaskParams(thresholds.auto_threshold(backgrounds)) if threshold == "auto" else MaskParams()
+    info = kf.video_info(video)
+    background, limit = thresholds.median_and_map(kf.iter_frames(video, info=info), info.frames)
+    out.mkdir(parents=True, exist_ok=True)
+    path = write_background(background, out / BACKGROUND_NAME, frames[0])
+    limit_path = thresholds.write_threshold_map(limit, out / thresholds.MAP_NAME, frames[0])
+    return {frame: path for frame in frames}, MaskParams(threshold_map=str(limit_path))
+
+
 def run_scene(scene: Scene, jobs: int | None, fresh: bool, methods: list[str], engine: str) -> dict:
     folder = OUT / f"{scene.name}-{scene.width}x{scene.height}"
     video = folder / "scene.mp4"
@@ -97,11 +117,12 @@ def run_scene(scene: Scene, jobs: int | None, fresh: bool, methods: list[str], e
                 shutil.rmtree(out)
             if options == "true":
                 backgrounds = {f: write_background(scene.background(i), background_path(f, out), frames[0]) for f, i in zip(frames, indices)}
+                params = MaskParams()
             else:
                 if options.get("spans") == "scene":
                     options = {**options, "spans": scene.spans}
-                backgrounds = make_backgrounds(video, frames, out, jobs=jobs, engine=engine, **options)
-            outputs = mask_with_backgrounds(backgrounds, out, jobs=jobs, engine=engine)
+                backgrounds, params = learned_backgrounds(video, frames, out, jobs=jobs, engine=engine, **options)
+            outputs = mask_with_backgrounds(backgrounds, out, params, jobs=jobs, engine=engine)
             masks = [read_frame(mask, "mask")[..., 0] > 127 for mask, _ in outputs]
         scores = [iou(m, t) for m, t in zip(masks, truths)]
         result["per_keyframe"][name] = scores

@@ -58,29 +58,50 @@ def parse_blur(text: str) -> tuple[float, float]:
     return radius, sigma
 
 
+MAP_OPTIONS = ("-colorspace", "gray", "{map}", "-compose", "minus_src", "-composite", "-threshold", "0")
+"""What replaces ``-threshold T1`` when a threshold map is given: the difference's intensity as a gray
+image (``ClampToQuantum(0.212656*R + 0.715158*G + 0.072186*B)``), the map subtracted from it (clipped at
+0), and every pixel still above 0, i.e. whose intensity exceeds the map's value there, set to white."""
+
+
 @dataclass(frozen=True)
 class MaskParams:
     """The seed's mask chain: ``-threshold T1 -blur B1 -threshold T2 -blur B2``.
 
     Values are kept in ImageMagick's syntax and validated on creation.
+
+    ``threshold_map``, a gray TIFF of the frames' size (see :mod:`magicmask.thresholds`), replaces the
+    first threshold by a per-pixel one (``threshold`` is then not used)::
+
+        ... -compose difference -composite -colorspace gray MAP -compose minus_src -composite -threshold 0 -blur B1 ...
+
+    A pixel of the difference is foreground when its intensity, rounded to Quantum, exceeds the map's
+    value there (``257 * m`` for an 8-bit map).
     """
 
     threshold: str = "5%"
     blur: str = "0x3"
     threshold2: str = "20%"
     blur2: str = "0x3"
+    threshold_map: str | None = None
 
     def __post_init__(self):
         parse_threshold(self.threshold)
         parse_threshold(self.threshold2)
         parse_blur(self.blur)
         parse_blur(self.blur2)
+        if self.threshold_map is not None and not str(self.threshold_map).strip():
+            raise MagicmaskError("the threshold map's path is empty", hint="give the map's TIFF file, e.g. threshold.tiff")
 
     @property
     def steps(self) -> list[tuple[str, object]]:
-        """The chain after the difference, as ``[('threshold', fraction), ('blur', (radius, sigma)), ...]``."""
+        """The chain after the difference, as ``[('threshold', fraction), ('blur', (radius, sigma)), ...]``.
+
+        With a threshold map the first step is ``('threshold_map', path)``.
+        """
+        first = ("threshold_map", str(self.threshold_map)) if self.threshold_map is not None else ("threshold", parse_threshold(self.threshold))
         return [
-            ("threshold", parse_threshold(self.threshold)),
+            first,
             ("blur", parse_blur(self.blur)),
             ("threshold", parse_threshold(self.threshold2)),
             ("blur", parse_blur(self.blur2)),
@@ -88,4 +109,8 @@ class MaskParams:
 
     def convert_options(self) -> list[str]:
         """The chain as ``convert`` arguments."""
-        return ["-threshold", self.threshold, "-blur", self.blur, "-threshold", self.threshold2, "-blur", self.blur2]
+        if self.threshold_map is not None:
+            first = [option.format(map=self.threshold_map) for option in MAP_OPTIONS]
+        else:
+            first = ["-threshold", self.threshold]
+        return [*first, "-blur", self.blur, "-threshold", self.threshold2, "-blur", self.blur2]

@@ -581,3 +581,128 @@ def lower_median_8bit(stack, kth, out):
         out[p] = v
         for i in range(n):
             counts[stack[i, p]] = 0
+
+
+@njit(**_OPTIONS)
+def difference_map_threshold(background, background_scale, frame, frame_scale, limit, out):
+    """The difference composite followed by a per-pixel threshold, fused: one gray Quantum per pixel.
+
+    ``convert BG FRAME -compose difference -composite -colorspace gray MAP -compose minus_src -composite
+    -threshold 0``: the intensity of the difference (as :func:`difference_threshold` forms it) is stored as
+    a gray Quantum, ``g = ClampToQuantum(intensity)``; the map's Quantum ``limit[y, x]`` is subtracted,
+    clipped at 0, and what stays above 0 becomes 65535: ``g > limit`` -> 65535, else 0.
+
+    Returns the bounding box of the pixels set, as :func:`difference_threshold`.
+    """
+    rows, columns = out.shape[0], out.shape[1]
+    top, bottom, left, right = rows, -1, columns, -1
+    last_b = background.shape[2] - 1
+    last_f = frame.shape[2] - 1
+    for y in range(rows):
+        for x in range(columns):
+            d0 = 0.0
+            d1 = 0.0
+            d2 = 0.0
+            for c in range(3):
+                b = np.int64(background[y, x, min(c, last_b)]) * background_scale
+                f = np.int64(frame[y, x, min(c, last_f)]) * frame_scale
+                d = float(b - f if b >= f else f - b)
+                if c == 0:
+                    d0 = d
+                elif c == 1:
+                    d1 = d
+                else:
+                    d2 = d
+            gray = clamp_to_quantum(RED_WEIGHT * d0 + GREEN_WEIGHT * d1 + BLUE_WEIGHT * d2)
+            if gray <= np.int64(limit[y, x]):
+                out[y, x] = 0
+            else:
+                out[y, x] = 65535
+                if x < left:
+                    left = x
+                if x > right:
+                    right = x
+                if y < top:
+                    top = y
+                bottom = y
+    return top, bottom, left, right
+
+
+@njit(**_OPTIONS)
+def difference_map_threshold_8bit(background, frame, red, green, blue, limit, out):
+    """:func:`difference_map_threshold` of two 8-bit RGB images, the products looked up in
+    :func:`intensity_tables` and summed in the same order: the same doubles, the same result and box."""
+    rows, columns = out.shape[0], out.shape[1]
+    top, bottom, left, right = rows, -1, columns, -1
+    for y in range(rows):
+        b = background[y]
+        f = frame[y]
+        o = out[y]
+        lim = limit[y]
+        for x in range(columns):
+            d0 = abs(np.int32(b[x, 0]) - np.int32(f[x, 0]))
+            d1 = abs(np.int32(b[x, 1]) - np.int32(f[x, 1]))
+            d2 = abs(np.int32(b[x, 2]) - np.int32(f[x, 2]))
+            gray = clamp_to_quantum(red[d0] + green[d1] + blue[d2])
+            if gray <= np.int64(lim[x]):
+                o[x] = 0
+            else:
+                o[x] = 65535
+                if x < left:
+                    left = x
+                if x > right:
+                    right = x
+                if y < top:
+                    top = y
+                bottom = y
+    return top, bottom, left, right
+
+
+@njit(**_OPTIONS)
+def difference_intensity(background, background_scale, frame, frame_scale, to_char, out):
+    """The difference's intensity as ``-colorspace gray`` stores it, per pixel, into ``out`` (rows, columns).
+
+    ``ClampToQuantum(0.212656*|R| + 0.715158*|G| + 0.072186*|B|)`` of ``frame - background`` on Quantum
+    values (gray images stand for R = G = B; a fourth channel, alpha, is ignored), scaled to 8 bits
+    (ScaleQuantumToChar) when ``to_char``.
+    """
+    rows, columns = out.shape[0], out.shape[1]
+    channels_b = background.shape[2]
+    channels_f = frame.shape[2]
+    last_b = 0 if channels_b < 3 else 2
+    last_f = 0 if channels_f < 3 else 2
+    for y in range(rows):
+        for x in range(columns):
+            d0 = 0.0
+            d1 = 0.0
+            d2 = 0.0
+            for c in range(3):
+                b = np.int64(background[y, x, min(c, last_b)]) * background_scale
+                f = np.int64(frame[y, x, min(c, last_f)]) * frame_scale
+                d = float(b - f if b >= f else f - b)
+                if c == 0:
+                    d0 = d
+                elif c == 1:
+                    d1 = d
+                else:
+                    d2 = d
+            gray = clamp_to_quantum(RED_WEIGHT * d0 + GREEN_WEIGHT * d1 + BLUE_WEIGHT * d2)
+            out[y, x] = scale_quantum_to_char(gray) if to_char else gray
+
+
+@njit(**_OPTIONS)
+def difference_intensity_8bit(background, frame, red, green, blue, out, counts):
+    """:func:`difference_intensity` of two 8-bit RGB images, scaled to 8 bits, the products looked up in
+    :func:`intensity_tables`; each value is also counted into ``counts`` (256 bins)."""
+    rows, columns = out.shape[0], out.shape[1]
+    for y in range(rows):
+        b = background[y]
+        f = frame[y]
+        o = out[y]
+        for x in range(columns):
+            d0 = abs(np.int32(b[x, 0]) - np.int32(f[x, 0]))
+            d1 = abs(np.int32(b[x, 1]) - np.int32(f[x, 1]))
+            d2 = abs(np.int32(b[x, 2]) - np.int32(f[x, 2]))
+            v = scale_quantum_to_char(clamp_to_quantum(red[d0] + green[d1] + blue[d2]))
+            o[x] = v
+            counts[v] += 1

@@ -382,12 +382,50 @@ def _chain(params: MaskParams) -> list[tuple[str, object]]:
     texts = iter([getattr(params, "threshold", None), getattr(params, "threshold2", None)])
     chain = []
     for step, value in params.steps:
-        if step == "threshold":
+        if step == "threshold_map":
+            next(texts, None)  # the map takes the first threshold's place
+            picture = load_threshold_map(value)
+            chain.append(("threshold_map", (map_quantum(picture), picture.path)))
+        elif step == "threshold":
             text = next(texts, None)
             chain.append(("threshold", threshold_quantum(text if text is not None else value)))
         else:
             chain.append(("blur", blur_kernel(*value)))
     return chain
+
+
+def load_threshold_map(path: str | os.PathLike) -> Picture:
+    """A threshold map (a gray TIFF, see :mod:`magicmask.thresholds`), read once per process while the
+    file is unchanged.
+
+    Raises
+    ------
+    MagicmaskError
+        When the file is not a gray 8- or 16-bit TIFF.
+    """
+    path = os.fspath(path)
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise MagicmaskError(f"cannot read the threshold map: {exc.strerror}", path, "make it with --threshold adaptive") from None
+    return _cached_map(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_map(path: str, mtime_ns: int, size: int) -> Picture:
+    picture = read_picture(path, "threshold map")
+    if picture.samples.shape[2] != 1:
+        raise MagicmaskError("the threshold map is not a gray image", path, "a threshold map has one channel; make it with --threshold adaptive")
+    return picture
+
+
+def map_quantum(picture: Picture) -> np.ndarray:
+    """The map's values in Quantum, ``(rows, columns)`` uint16 (``257 * m`` for 8-bit maps), as
+    ``-compose minus_src`` reads them."""
+    samples = picture.samples[:, :, 0]
+    if samples.dtype == np.uint8:
+        return samples.astype(np.uint16) * np.uint16(257)
+    return np.ascontiguousarray(samples)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -403,9 +441,9 @@ def mask_quantum(background: Picture, frame: Picture, params: MaskParams = MaskP
     k = _kernels()
     rows, columns = background.samples.shape[:2]
     chain = _chain(params)
-    if chain and chain[0][0] == "threshold":
+    if chain and chain[0][0] in ("threshold", "threshold_map"):
         image = np.empty((rows, columns), dtype=np.uint16)
-        difference_threshold(background, frame, chain[0][1], image)
+        _first_threshold(background, frame, chain[0], image)
         chain = chain[1:]
     else:
         image = np.empty((rows, columns, 3), dtype=np.uint16)
@@ -444,6 +482,26 @@ def difference_threshold(background: Picture, frame: Picture, threshold: float, 
     if background.samples.dtype == frame.samples.dtype == np.uint8 and background.samples.shape[2] == frame.samples.shape[2] == 3:
         return k.difference_threshold_8bit(background.samples, frame.samples, *_intensity_tables(), threshold, out)
     return k.difference_threshold(background.samples, background.scale, frame.samples, frame.scale, threshold, out)
+
+
+def difference_map_threshold(background: Picture, frame: Picture, limit: np.ndarray, out: np.ndarray, map_path=None) -> tuple[int, int, int, int]:
+    """The difference composite and a per-pixel threshold into ``out`` (see
+    :func:`_native_kernels.difference_map_threshold`): ``limit`` is the map in Quantum, ``(rows, columns)``
+    (:func:`map_quantum`). Returns the bounding box of the pixels set."""
+    k = _kernels()
+    if limit.shape != out.shape:
+        raise MagicmaskError(f"the threshold map is {limit.shape[1]}x{limit.shape[0]} but the frames are {out.shape[1]}x{out.shape[0]}", map_path, "use the map made with this video's background")
+    if background.samples.dtype == frame.samples.dtype == np.uint8 and background.samples.shape[2] == frame.samples.shape[2] == 3:
+        return k.difference_map_threshold_8bit(background.samples, frame.samples, *_intensity_tables(), limit, out)
+    return k.difference_map_threshold(background.samples, background.scale, frame.samples, frame.scale, limit, out)
+
+
+def _first_threshold(background: Picture, frame: Picture, step: tuple[str, object], out: np.ndarray) -> tuple[int, int, int, int]:
+    """The difference and the chain's first step, ``-threshold T`` or a threshold map, into ``out``."""
+    kind, value = step
+    if kind == "threshold_map":
+        return difference_map_threshold(background, frame, value[0], out, value[1])
+    return difference_threshold(background, frame, value, out)
 
 
 @functools.cache
@@ -609,11 +667,13 @@ def check_writable(picture: Picture, role: str = "background") -> None:
         )
 
 
-def tiff_bytes(samples: np.ndarray, picture: Picture) -> bytes:
+def tiff_bytes(samples: np.ndarray, picture: Picture, *, chromaticities: bool = True) -> bytes:
     """A TIFF file of ``samples`` ((rows, columns, 1 or 3), uint8 or uint16) with ``picture``'s attributes.
 
     Laid out as ImageMagick 6.9.11 with libtiff 4.5 writes it: strips from offset 8, the IFD after
     them (word aligned), then the values that do not fit in an entry, in libtiff's order.
+    ``chromaticities=False`` leaves out the sRGB white point and primaries, as ImageMagick does for an
+    image in the gray colourspace (``-colorspace gray``).
     """
     rows, columns, channels = samples.shape
     bits = 8 if samples.dtype == np.uint8 else 16
@@ -648,6 +708,8 @@ def tiff_bytes(samples: np.ndarray, picture: Picture) -> bytes:
         318: (5, list(_WHITE_POINT)),
         319: (5, list(_PRIMARY_CHROMATICITIES)),
     }
+    if not chromaticities:
+        del entries[318], entries[319]
     if picture.x_resolution != 0.0 and picture.y_resolution != 0.0:
         entries[282] = (5, list(_rational(picture.x_resolution)))
         entries[283] = (5, list(_rational(picture.y_resolution)))
@@ -753,7 +815,7 @@ def render_frame(background: Picture, frame: str | os.PathLike, params: MaskPara
     picture = read_picture(frame)
     check_same_size(background, picture, frame, background_path)
     mask, clean, gray = _foreground(background, picture, params)
-    return tiff_bytes(mask, background), jpeg_bytes(clean[:, :, :1] if gray else clean, picture)
+    return tiff_bytes(mask, background, chromaticities=getattr(params, "threshold_map", None) is None), jpeg_bytes(clean[:, :, :1] if gray else clean, picture)
 
 
 def warm_up(depths: tuple[int, ...] = (8,)) -> None:
@@ -885,11 +947,11 @@ def _foreground(background: Picture, frame: Picture, params: MaskParams) -> tupl
     """:func:`foreground`, and whether the clean image has R = G = B everywhere (a gray JPEG)."""
     check_same_size(background, frame, frame.path, background.path)
     chain = _chain(params)
-    if not chain or chain[0][0] != "threshold":
+    if not chain or chain[0][0] not in ("threshold", "threshold_map"):
         return _mask_and_clean(background, frame, mask_quantum(background, frame, params))
     rows, columns = background.samples.shape[:2]
     first = np.empty((rows, columns), dtype=np.uint16)
-    box = difference_threshold(background, frame, chain[0][1], first)
+    box = _first_threshold(background, frame, chain[0], first)
     region = _region(box, first.shape, chain)
     if region == (slice(0, rows), slice(0, columns)):
         return _mask_and_clean(background, frame, apply_chain(first, chain[1:]))

@@ -94,7 +94,9 @@ def mask_image(background: "Image", frame: "Image", params: MaskParams = MaskPar
     try:
         mask.composite(frame, left=0, top=0, operator="difference")
         for step, value in params.steps:
-            if step == "threshold":
+            if step == "threshold_map":
+                threshold_by_map(mask, value)
+            elif step == "threshold":
                 mask.threshold(value)
             else:
                 radius, sigma = value
@@ -102,7 +104,37 @@ def mask_image(background: "Image", frame: "Image", params: MaskParams = MaskPar
     except WandError as exc:
         mask.close()
         raise MagicmaskError(f"ImageMagick failed on the mask: {exc}") from exc
+    except MagicmaskError:
+        mask.close()
+        raise
     return mask
+
+
+def threshold_by_map(image: "Image", map_path: str | os.PathLike) -> None:
+    """A per-pixel ``-threshold``: white where the intensity of ``image`` exceeds the map's value, in place.
+
+    Reproduces::
+
+        -colorspace gray MAP -compose minus_src -composite -threshold 0
+
+    ``-colorspace gray`` stores ``ClampToQuantum(0.212656*R + 0.715158*G + 0.072186*B)``; ``minus_src``
+    with the image as destination and the map as source leaves ``max(gray - map, 0)``, and
+    ``-threshold 0`` makes every pixel above 0 white.
+
+    Raises
+    ------
+    MagicmaskError
+        When the map is not a gray TIFF of the image's size.
+    """
+    with read_tiff(map_path, "threshold map") as limit:
+        if limit.colorspace != "gray":
+            raise MagicmaskError("the threshold map is not a gray image", map_path, "a threshold map has one channel; make it with --threshold adaptive")
+        if limit.size != image.size:
+            (mw, mh), (w, h) = limit.size, image.size
+            raise MagicmaskError(f"the threshold map is {mw}x{mh} but the frames are {w}x{h}", map_path, "use the map made with this video's background")
+        image.transform_colorspace("gray")
+        image.composite(limit, left=0, top=0, operator="minus_src")
+    image.threshold(0.0)
 
 
 def as_read_back(mask: "Image") -> "Image":
