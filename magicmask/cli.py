@@ -38,7 +38,7 @@ err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
 # Options shared by several commands, spelled as ImageMagick spells them.
-Threshold = Annotated[str, typer.Option("--threshold", help="First -threshold of the mask chain (ImageMagick syntax: 5% or an absolute value).")]
+Threshold = Annotated[str, typer.Option("--threshold", help="First -threshold of the mask chain: ImageMagick syntax (5% or an absolute value), auto (one value from the video's noise) or adaptive (a per-pixel map from the video's spread; needs --background median).")]
 Blur = Annotated[str, typer.Option("--blur", help="First -blur geometry RADIUSxSIGMA.")]
 Threshold2 = Annotated[str, typer.Option("--threshold2", help="Second -threshold of the mask chain.")]
 Blur2 = Annotated[str, typer.Option("--blur2", help="Second -blur geometry.")]
@@ -248,6 +248,7 @@ def masks(
     blur: Blur = "0x3",
     threshold2: Threshold2 = "20%",
     blur2: Blur2 = "0x3",
+    threshold_map: Annotated[Optional[Path], typer.Option("--threshold-map", help="A threshold map (threshold.tiff, from run or masks --threshold adaptive) in place of the first threshold.", show_default=False)] = None,
     engine: Engine = "native",
     jobs: Jobs = 0,
     force: Force = False,
@@ -255,15 +256,40 @@ def masks(
     backend: Backend = "loky",
     scheduler: Scheduler = None,
 ):
-    """Write NAME-mask.tiff and NAME-clean.jpg for every frame, as the blog's two convert lines do."""
-    from magicmask.files import select_frames
+    """Write NAME-mask.tiff and NAME-clean.jpg for every frame, as the blog's two convert lines do.
+
+    With --threshold auto the first threshold is learned from the noise of the frames against the background;
+    with --threshold adaptive a per-pixel threshold map (threshold.tiff in the output folder) from their
+    spread, or give one made earlier with --threshold-map.
+    """
+    from magicmask.files import check_tiff, select_frames
     from magicmask.job import plural
     from magicmask.masks import mask_frames
-    from magicmask.options import Options
+    from magicmask.options import THRESHOLD_MODES, Options
 
-    params = Options(threshold=threshold, blur=blur, threshold2=threshold2, blur2=blur2, engine=engine, jobs=jobs).params
-    cluster = _scheduler(backend, scheduler)
+    mode = threshold if threshold in THRESHOLD_MODES else None  # learned here, from the frames and the background
+    options = Options(threshold="5%" if mode else threshold, blur=blur, threshold2=threshold2, blur2=blur2, engine=engine, jobs=jobs)
     chosen = select_frames(frames)
+    if threshold_map is not None:
+        if mode is not None:
+            raise MagicmaskError(f"--threshold-map replaces the first threshold: drop --threshold {threshold}")
+        params = options.chain(threshold_map=check_tiff(threshold_map, "threshold map"))
+    elif mode == "auto":
+        from magicmask.thresholds import auto_threshold
+
+        check_tiff(background_file, "background")
+        params = options.chain(threshold=auto_threshold({frame: background_file for frame in chosen}))
+        out.print(f"--threshold auto: -threshold {params.threshold}", soft_wrap=True)
+    elif mode == "adaptive":
+        from magicmask.thresholds import MAP_NAME, learn_map
+
+        check_tiff(background_file, "background")
+        target = (output or (chosen[0].parent if chosen else Path("."))) / MAP_NAME
+        params = options.chain(threshold_map=learn_map(chosen, background_file, target))
+        out.print(f"--threshold adaptive: threshold map {target}", soft_wrap=True)
+    else:
+        params = options.params
+    cluster = _scheduler(backend, scheduler)
     errors = []
     with _progress(quiet) as update:
         written = mask_frames(chosen, background_file, output, params, counter(update, "masks", len(chosen)), errors.append, engine, jobs, force, scheduler=cluster)
@@ -472,10 +498,14 @@ def video_command(
 
     options = Options(background_choice, source, samples=samples, spans=tuple(span or ()), threshold=threshold, blur=blur, threshold2=threshold2, blur2=blur2, jobs=jobs)
     with _progress(quiet) as update:
-        result = foreground_video(video, output, masks, options.background, options.params, crf, lossless, preset, jobs, update, source=options.source, samples=options.samples, spans=options.spans)
+        result = foreground_video(
+            video, output, masks, options.background, options.chain(), crf, lossless, preset, jobs, update,
+            source=options.source, samples=options.samples, spans=options.spans, threshold=options.threshold_mode,
+        )
     written = f"{result.output}" + (f" and {result.masks}" if result.masks else "")
     audio = ", audio copied" if result.audio else ""
-    out.print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps){audio}: {written}", soft_wrap=True)
+    learned = f", --threshold {options.threshold}: {result.threshold if result.threshold.startswith('a ') else '-threshold ' + result.threshold}" if result.threshold else ""
+    out.print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps){audio}{learned}: {written}", soft_wrap=True)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {escape(str(video))}: {escape(warning)}", markup=True, soft_wrap=True)
 

@@ -21,6 +21,8 @@ CLEAN_SUFFIX = "-clean.jpg"
 BACKGROUND_NAME = "background.tiff"
 BACKGROUND_SUFFIX = "-background.tiff"  # a keyframe's own background (windows, exposure matching)
 DISPLAY_NAME = "keyframes.jpg"  # the multi-exposure display of a run's keyframes
+MAP_NAME = "threshold.tiff"  # the threshold map of --threshold adaptive
+MAP_SUFFIX = "-threshold.tiff"  # a keyframe's own threshold map (windows)
 RECORD_NAME = "magicmask.json"  # the record of a run
 TEMP_PREFIX = ".magicmask-"
 
@@ -69,10 +71,10 @@ def check_tiff(path: str | os.PathLike, role: str = "frame") -> Path:
 
 
 def is_output_name(path: str | os.PathLike) -> bool:
-    """True for the names magicmask writes (``*-mask.tiff``, ``background.tiff``, ``*-background.tiff``),
-    which are never frames."""
+    """True for the names magicmask writes (``*-mask.tiff``, ``background.tiff``, ``*-background.tiff``,
+    ``threshold.tiff``, ``*-threshold.tiff``), which are never frames."""
     name = Path(path).name
-    return name.endswith((MASK_SUFFIX, BACKGROUND_SUFFIX)) or name == BACKGROUND_NAME or name.startswith(TEMP_PREFIX)
+    return name.endswith((MASK_SUFFIX, BACKGROUND_SUFFIX, MAP_SUFFIX)) or name in (BACKGROUND_NAME, MAP_NAME) or name.startswith(TEMP_PREFIX)
 
 
 def iter_frames(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:

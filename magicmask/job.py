@@ -40,6 +40,7 @@ from magicmask.files import CLEAN_SUFFIX, DISPLAY_NAME, MASK_SUFFIX, iter_frames
 from magicmask.keyframes import Keyframes, check_video_path, keyframe_count
 from magicmask.masks import FrameJob, Resume, render
 from magicmask.options import Options
+from magicmask.params import MaskParams
 
 DONE, UP_TO_DATE, FAILED = "done", "up to date", "failed"
 
@@ -69,6 +70,9 @@ class RunResult:
     """The background every mask was made against; None when each keyframe has its own (``backgrounds``)."""
     backgrounds: dict[Path, Path] = field(default_factory=dict)
     """Each keyframe's background."""
+    thresholds: dict[Path, str] = field(default_factory=dict)
+    """Each keyframe's first threshold: the ``-threshold`` value used (learned with ``threshold="auto"``), or
+    its threshold map file (``threshold="adaptive"``)."""
     outputs: list[tuple[Path, Path]] = field(default_factory=list)
     """``(mask, clean)`` of every keyframe that succeeded, in keyframe order."""
     errors: list[MagicmaskError] = field(default_factory=list)
@@ -197,6 +201,7 @@ class VideoJob:
         distinct = set(result.backgrounds.values())
         result.background = distinct.pop() if len(distinct) == 1 else None
         result.outputs = [output_paths(frame, folder) for frame in result.keyframes]
+        result.thresholds = {folder / frame: (os.fspath(folder / value) if value.endswith(".tiff") else value) for frame, value in records.thresholds_of(record).items()}
         result.warnings = list(record.get("warnings", []))
         result.record = folder / records.RECORD_NAME
         result.sheet = folder / "sheet.jpg" if record["options"].get("sheet") else None
@@ -215,6 +220,8 @@ class VideoJob:
         result, options = self.result, self.options
         keyframes = self.keyframes = Keyframes(result.video, result.folder)
         own: dict[Path, Path] = {}
+        chains: dict[Path, MaskParams] = {}  # each keyframe's chain, when the first threshold is learned
+        chain = None
         if options.streams:
             source = iter(keyframes)
             first = next(source, None)
@@ -234,20 +241,33 @@ class VideoJob:
                 if self.progress is not None:
                     self.progress("background", done, total)
 
+            maps: dict[Path, Path] | None = {} if options.threshold_mode == "adaptive" else None
             own = make_backgrounds(
                 result.video, frames, result.folder, options.background, options.source, options.window, options.match_exposure, options.samples, step,
-                engine=options.engine, jobs=1, threads=threads, spans=options.spans, warnings=self.decoding,
+                engine=options.engine, jobs=1, threads=threads, spans=options.spans, warnings=self.decoding, maps=maps,
             )
             self._mark("backgrounds")
             distinct = set(own.values())
             base = distinct.pop() if len(distinct) == 1 else None
             source = iter(frames)
+            if maps is not None:
+                chains = {frame: options.chain(threshold_map=maps[frame]) for frame in frames}
+                result.thresholds = {frame: os.fspath(maps[frame]) for frame in frames}
+            elif options.threshold_mode == "auto":
+                from magicmask.thresholds import auto_threshold
+
+                value = auto_threshold(own)
+                chains = {frame: options.chain(threshold=value) for frame in frames}
+        if not chains:
+            chain = options.params
         result.background = base
-        resume = Resume(sorted(set(own.values())) or [base], options.params, options.force)
+        resume = Resume(sorted(set(own.values())) or [base], list(chains.values()) or chain, options.force)
         for frame in iter_frames(source):
             mask, clean = output_paths(frame, result.folder)
             result.backgrounds[frame] = own.get(frame, base)
-            job = FrameJob(frame, mask, clean, own.get(frame, base), options.params, options.engine)
+            params = chains.get(frame, chain) if chains else chain
+            result.thresholds.setdefault(frame, params.threshold_map or params.threshold)
+            job = FrameJob(frame, mask, clean, own.get(frame, base), params, options.engine)
             if resume.done(job):
                 frame_done()
             else:
@@ -271,6 +291,7 @@ class VideoJob:
         result.backgrounds = {renamed.get(frame, frame): renamed.get(background, background) for frame, background in result.backgrounds.items()}
         if result.background is not None:
             result.background = renamed.get(result.background, result.background)
+        result.thresholds = {renamed.get(frame, frame): value for frame, value in result.thresholds.items()}
         result.warnings = list(dict.fromkeys([*self.keyframes.warnings, *self.decoding]))
         failed = {os.fspath(error.path) for error in result.errors}
         result.outputs = [output_paths(frame, result.folder) for frame in frames if os.fspath(frame) not in failed and os.fspath(_old_name(frame, renamed)) not in failed]
@@ -279,6 +300,7 @@ class VideoJob:
         made = {path.name for path in frames}
         made |= {path.name for pair in result.outputs for path in pair}
         made |= {path.name for path in result.backgrounds.values() if path.parent == result.folder}
+        made |= {Path(value).name for value in result.thresholds.values() if Path(value).parent == result.folder}
         if options.display:
             made.add(DISPLAY_NAME)
         if options.sheet:
@@ -293,7 +315,7 @@ class VideoJob:
         if options.sheet:
             result.sheet = contact_sheet(result.folder)
             extra.append(result.sheet)
-        record = records.build(result.video, result.folder, frames, options, self.keyframes.pix_fmt, result.backgrounds, extra, result.warnings)
+        record = records.build(result.video, result.folder, frames, options, self.keyframes.pix_fmt, result.backgrounds, extra, result.warnings, result.thresholds)
         self._check_lock()
         result.record = records.write(result.folder, record)
         self._mark("complete")

@@ -112,12 +112,13 @@ def render(job: FrameJob) -> tuple[bytes, bytes]:
 
 
 class Resume:
-    """Which frames' outputs are already done: present, newer than the frame and its background, and made
-    with the same settings (recorded per output folder, with the time they were first used there)."""
+    """Which frames' outputs are already done: present, newer than the frame, its background and its threshold
+    map, and made with the same settings (recorded per output folder, with the time they were first used there)."""
 
-    def __init__(self, backgrounds: list[Path], params: MaskParams, force: bool):
+    def __init__(self, backgrounds: list[Path], params: MaskParams | list[MaskParams], force: bool):
         names = sorted({os.fspath(path.resolve()) for path in backgrounds})
-        self.settings = {"background": names[0] if len(names) == 1 else names, "params": asdict(params)}
+        chains = sorted({json.dumps(asdict(p), sort_keys=True) for p in (params if isinstance(params, list) else [params])})
+        self.settings = {"background": names[0] if len(names) == 1 else names, "params": json.loads(chains[0]) if len(chains) == 1 else [json.loads(c) for c in chains]}
         self.force = force
         self.since: dict[Path, int] = {}
 
@@ -140,7 +141,8 @@ class Resume:
         if self.force:
             return False
         try:
-            newest_input = max(job.frame.stat().st_mtime_ns, job.background.stat().st_mtime_ns, since)
+            inputs = [job.frame, job.background] + ([Path(job.params.threshold_map)] if job.params.threshold_map else [])
+            newest_input = max(since, *(path.stat().st_mtime_ns for path in inputs))
             return min(job.mask.stat().st_mtime_ns, job.clean.stat().st_mtime_ns) >= newest_input
         except OSError:
             return False

@@ -49,6 +49,8 @@ METHODS: dict[str, Method] = {
 
 SOURCES = ("keyframes", "video")
 DEFAULT_SAMPLES = 100
+THRESHOLD_MODES = ("auto", "adaptive")
+"""``--threshold`` values that learn the first threshold from the video (see :mod:`magicmask.thresholds`)."""
 _TIFF_SUFFIXES = (".tif", ".tiff")
 
 
@@ -117,7 +119,9 @@ class Options:
     spans : tuple of (start, end)
         With ``source="video"``: only the frames in these parts of the video (seconds) feed the statistic.
     threshold, blur, threshold2, blur2 : str
-        The mask chain, in ImageMagick's syntax (``5%``, ``0x3``, ``20%``, ``0x3``).
+        The mask chain, in ImageMagick's syntax (``5%``, ``0x3``, ``20%``, ``0x3``). ``threshold`` may also be
+        ``auto`` (one value from the noise of the keyframes against their backgrounds) or ``adaptive`` (a
+        per-pixel map learned with a median background, ``threshold.tiff``): see :mod:`magicmask.thresholds`.
     engine : {'native', 'wand'}
         The image engine.
     jobs : int
@@ -166,7 +170,7 @@ class Options:
             raise MagicmaskError(f"--jobs {self.jobs!r} is not a number of workers", hint="use 0 for every core, 1 for no workers, or N")
         if self.engine not in ENGINES:
             raise MagicmaskError(f"--engine {self.engine!r} is not an engine", hint=f"use one of: {', '.join(ENGINES)}")
-        self.params  # the chain's values, in ImageMagick's syntax
+        self.chain()  # the chain's values, in ImageMagick's syntax
         kind = method.kind if isinstance(method, Method) else "file"
         what = f"--background {method.name}" if isinstance(method, Method) else "a background file"
         if self.source == "video" and kind in ("keyframe", "file"):
@@ -178,11 +182,25 @@ class Options:
                 raise MagicmaskError("--span picks parts of the video", hint="add --from video")
             if self.window:
                 raise MagicmaskError("--span and --window both choose the frames of a background", hint="use one of them")
+        if self.threshold == "adaptive" and self.background != "median":
+            raise MagicmaskError(f"--threshold adaptive learns its map with a median background, not {what}", hint="add --background median (with --from video for every frame)")
+
+    @property
+    def threshold_mode(self) -> str | None:
+        """``auto`` or ``adaptive`` when the first threshold is learned from the video, else None."""
+        return self.threshold if self.threshold in THRESHOLD_MODES else None
 
     @property
     def params(self) -> MaskParams:
-        """The mask chain's thresholds and blurs."""
-        return MaskParams(self.threshold, self.blur, self.threshold2, self.blur2)
+        """The mask chain's thresholds and blurs (for a learned threshold, see :meth:`chain`)."""
+        if self.threshold_mode is not None:
+            raise MagicmaskError(f"--threshold {self.threshold} is learned from the video", hint="use Options.chain(threshold=...) with the value learned")
+        return self.chain()
+
+    def chain(self, threshold: str | None = None, threshold_map: str | os.PathLike | None = None) -> MaskParams:
+        """The mask chain with the first threshold learned (``threshold``, or a map file), or as given."""
+        first = threshold if threshold is not None else ("5%" if self.threshold_mode else self.threshold)
+        return MaskParams(first, self.blur, self.threshold2, self.blur2, os.fspath(threshold_map) if threshold_map is not None else None)
 
     @property
     def method(self) -> Method | None:
@@ -197,7 +215,7 @@ class Options:
     @property
     def streams(self) -> bool:
         """Whether masks can start while ffmpeg still extracts keyframes (the background is known early)."""
-        return not self.per_keyframe and self.background not in ("lighten", "darken", "mean", "median")
+        return not self.per_keyframe and self.threshold_mode is None and self.background not in ("lighten", "darken", "mean", "median")
 
     def replace(self, **changes) -> "Options":
         """A copy with ``changes``, validated again."""

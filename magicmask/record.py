@@ -27,15 +27,15 @@ from pathlib import Path
 from magicmask import __version__
 from magicmask.errors import MagicmaskError
 from magicmask.execute import resolve_jobs
-from magicmask.files import BACKGROUND_NAME, BACKGROUND_SUFFIX, DISPLAY_NAME, RECORD_NAME, TEMP_PREFIX, check_tiff, output_paths, write_atomic
+from magicmask.files import BACKGROUND_NAME, BACKGROUND_SUFFIX, DISPLAY_NAME, MAP_NAME, RECORD_NAME, TEMP_PREFIX, check_tiff, output_paths, write_atomic
 from magicmask.params import MaskParams
 
 FORMAT = "magicmask-record/1"
 OWNER_NAME = TEMP_PREFIX + "video.json"
 """The video a folder belongs to, written when a run starts in it (before any output)."""
 _KEYFRAME_NAME = re.compile(r"t\d{2,}\.tiff")
-_OUTPUT_NAME = re.compile(r"t\d{2,}(?:\.tiff|-mask\.tiff|-clean\.jpg|-background\.tiff)")
-_OUTPUT_NAMES = (BACKGROUND_NAME, DISPLAY_NAME, "sheet.jpg", RECORD_NAME)
+_OUTPUT_NAME = re.compile(r"t\d{2,}(?:\.tiff|-mask\.tiff|-clean\.jpg|-background\.tiff|-threshold\.tiff)")
+_OUTPUT_NAMES = (BACKGROUND_NAME, MAP_NAME, DISPLAY_NAME, "sheet.jpg", RECORD_NAME)
 
 
 def sha256(path: str | os.PathLike) -> str:
@@ -122,7 +122,7 @@ def recipe(
     video: str | os.PathLike,
     keyframes: list[str],
     backgrounds: dict[str, str],
-    params: MaskParams,
+    params: MaskParams | dict[str, MaskParams],
     pix_fmt: str,
     fold: str | None = None,
     display: bool = False,
@@ -143,6 +143,8 @@ def recipe(
     ----------
     backgrounds : dict
         ``{keyframe name: its background}``: a file name in the folder, or an absolute path.
+    params : MaskParams or dict
+        The chain, or ``{keyframe name: its chain}`` when the first threshold was learned per keyframe.
     fold : {'lighten', 'darken'}, optional
         ``background.tiff`` is that fold of the keyframes, made by a ``convert`` command.
     display : bool
@@ -164,7 +166,8 @@ def recipe(
     frames = []
     for name in keyframes:
         mask, clean = (path.name for path in output_paths(name))
-        frames.append(tuple(seed_commands(convert, backgrounds[name], name, mask, clean, params)))
+        chain = params[name] if isinstance(params, dict) else params
+        frames.append(tuple(seed_commands(convert, backgrounds[name], name, mask, clean, chain)))
     shown = [convert, *keyframes, "-background", "white", "-compose", "darken", "-flatten", DISPLAY_NAME] if display else None
     return Recipe(extract, made, frames, shown)
 
@@ -195,6 +198,26 @@ def backgrounds_of(record: dict) -> dict[str, str]:
     return {name: own[name] if own[name] in outputs else BACKGROUND_NAME for name in names}
 
 
+def thresholds_of(record: dict) -> dict[str, str]:
+    """``{keyframe name: its first threshold}`` of a record: a ``-threshold`` value, or a threshold map's file
+    name (``.tiff``); the recorded option for records that predate learned thresholds."""
+    if isinstance(record.get("thresholds"), dict):
+        return dict(record["thresholds"])
+    return {name: record["options"]["threshold"] for name in record["keyframes"]}
+
+
+def chains_of(record: dict) -> dict[str, MaskParams]:
+    """Each keyframe's mask chain, as the record's options and learned thresholds give it."""
+    options = record["options"]
+    chains = {}
+    for name, value in thresholds_of(record).items():
+        if value.endswith(".tiff"):  # a threshold map, in place of the first -threshold
+            chains[name] = MaskParams("5%", options["blur"], options["threshold2"], options["blur2"], value)
+        else:
+            chains[name] = MaskParams(value, options["blur"], options["threshold2"], options["blur2"])
+    return chains
+
+
 def _description(options: dict, name: str) -> str:
     """What made a background file that no command makes."""
     how = {"from": options.get("from", "keyframes"), "window": options.get("window"), "spans": options.get("spans"), "samples": options.get("samples")}
@@ -205,6 +228,8 @@ def _description(options: dict, name: str) -> str:
         what += " (spans " + ", ".join(f"{a:g}-{'' if b is None else f'{b:g}'}" for a, b in how["spans"]) + ")"
     if options.get("match_exposure") and name.endswith(BACKGROUND_SUFFIX):
         what += ", shifted to the keyframe's exposure"
+    if name.endswith("threshold.tiff"):
+        what = what.replace(f"magicmask: {options['background']} of", "magicmask: threshold map (--threshold adaptive) learned with the median of")
     return what + " (no convert command: checked by hash, the input of the convert lines)"
 def tool_versions() -> dict:
     """The versions a record names: magicmask, ImageMagick (MagickWand), ffmpeg, Python (found once
@@ -243,6 +268,7 @@ def build(
     backgrounds: dict[Path, Path],
     extra: list[Path] = (),
     warnings: list[str] = (),
+    thresholds: dict[Path, str] | None = None,
 ) -> dict:
     """The record of a finished run in ``folder`` (see the module's description).
 
@@ -256,11 +282,15 @@ def build(
     recorded = options.recorded()
     names = [path.name for path in keyframes]
     mapped = {frame.name: (background.name if background.parent == folder else os.fspath(background)) for frame, background in backgrounds.items()}
-    made = recipe(video, names, mapped, options.params, pix_fmt, _fold_of(recorded), DISPLAY_NAME in {Path(p).name for p in extra})
+    learned = {Path(frame).name: (Path(value).name if value.endswith(".tiff") else value) for frame, value in (thresholds or {}).items()}
+    if options.threshold_mode is None:
+        learned = {}
+    chains = chains_of({"options": recorded, "keyframes": names, **({"thresholds": learned} if learned else {})})
+    made = recipe(video, names, mapped, chains, pix_fmt, _fold_of(recorded), DISPLAY_NAME in {Path(p).name for p in extra})
     makers = made.makers()
     extract = made.lines()[0]
     outputs: dict[str, str] = {name: extract for name in names}
-    for name in dict.fromkeys(mapped.values()):
+    for name in dict.fromkeys([*mapped.values(), *(value for value in learned.values() if value.endswith(".tiff"))]):
         if not Path(name).is_absolute() and name not in outputs:
             outputs[name] = makers.get(name) or _description(recorded, name)
     for name in names:
@@ -278,6 +308,7 @@ def build(
         "options": recorded,
         "keyframes": names,
         "backgrounds": mapped,
+        **({"thresholds": learned} if learned else {}),
         "commands": made.lines(),
         "outputs": {name: {"size": (folder / name).stat().st_size, "sha256": sha256(folder / name), "made_by": maker} for name, maker in outputs.items()},
     }
@@ -331,6 +362,15 @@ def load(path: str | os.PathLike) -> tuple[Path, dict]:
             inside = isinstance(name, str) and Path(name).name == name and name not in (".", "..")
             if not inside and not (isinstance(name, str) and name == custom):
                 raise MagicmaskError(f"the record names a background outside its folder: {name!r}", file, "restore magicmask.json")
+    if "thresholds" in record:
+        learned = record["thresholds"]
+        if not isinstance(learned, dict) or set(learned) != set(record["keyframes"]) or not all(isinstance(v, str) for v in learned.values()):
+            raise MagicmaskError("the record's thresholds do not name one per keyframe", file, "restore magicmask.json")
+        for value in learned.values():
+            if value.endswith(".tiff") and (Path(value).name != value or value in (".", "..")):
+                raise MagicmaskError(f"the record names a threshold map outside its folder: {value!r}", file, "restore magicmask.json")
+            if not value.endswith(".tiff"):
+                MaskParams(value)  # a -threshold value, or the error naming it
     return file.parent, record
 
 
@@ -511,15 +551,15 @@ def verify(path: str | os.PathLike, rerun: bool = True, jobs: int | None = None,
     if rerun:
         options = record["options"]
         try:
-            params = MaskParams(options["threshold"], options["blur"], options["threshold2"], options["blur2"])
-        except (KeyError, TypeError):
+            chains = chains_of(record)
+        except (KeyError, TypeError, AttributeError):
             raise MagicmaskError("the record's options are incomplete", folder / RECORD_NAME, "restore magicmask.json") from None
         convert = find_convert()
         keyframes = record["keyframes"]
         video = record["video"]["path"]
         pix_fmt = record["video"].get("keyframe_pix_fmt", "rgb24")
         mapped = backgrounds_of(record)
-        ours = recipe(video, keyframes, mapped, params, pix_fmt, _fold_of(options), DISPLAY_NAME in outputs)
+        ours = recipe(video, keyframes, mapped, chains, pix_fmt, _fold_of(options), DISPLAY_NAME in outputs)
         if ours.lines() != record.get("commands"):
             extra.append(Verdict("commands", "differs", "not re-run", "the record's command text differs from its options; magicmask's own commands were run"))
         with tempfile.TemporaryDirectory(prefix="magicmask-verify-") as work:
@@ -589,7 +629,8 @@ def _rerun_convert(ours: Recipe, keyframes: list[str], mapped: dict[str, str], r
         shutil.copyfile(source, work / name)
     made = ours.makers()
     custom = record.get("inputs", {}).get("background", {})
-    for name in dict.fromkeys(mapped.values()):
+    maps = [value for value in thresholds_of(record).values() if value.endswith(".tiff")]
+    for name in dict.fromkeys([*mapped.values(), *maps]):
         if name in made or name in keyframes:
             continue
         if Path(name).is_absolute():  # the TIFF given as background, outside the folder
@@ -598,7 +639,7 @@ def _rerun_convert(ours: Recipe, keyframes: list[str], mapped: dict[str, str], r
             check_tiff(name, "background")
             continue
         try:
-            check_tiff(folder / name, "background")
+            check_tiff(folder / name, "threshold map" if name in maps else "background")
         except MagicmaskError as exc:
             return {name: ("failed", exc.message)}
         if sha256(folder / name) != outputs.get(name, {}).get("sha256"):
@@ -606,7 +647,7 @@ def _rerun_convert(ours: Recipe, keyframes: list[str], mapped: dict[str, str], r
             continue
         shutil.copyfile(folder / name, work / name)
         results[name] = ("not re-run", "made by magicmask's statistics, no command: checked by hash, then the input of the convert lines")
-    unusable = {name for name, (status, _) in results.items() if name in mapped.values() and status == "not re-run" and "differs" in results[name][1]}
+    unusable = {name for name, (status, _) in results.items() if status == "not re-run" and "differs" in results[name][1]}
     env = dict(os.environ)
     threads = resolve_jobs(jobs)
     if threads > 1:
@@ -638,16 +679,16 @@ def _rerun_convert(ours: Recipe, keyframes: list[str], mapped: dict[str, str], r
 
     def frame(pair):
         first, second = pair
-        if first[1] in unusable:
+        if set(first) & unusable:
             return first[-1], None, second[-1], None
         failure = run(first)
         return first[-1], failure, second[-1], failure or run(second)
 
     with ThreadPoolExecutor(threads) as pool:
         for (first, _), (mask, mask_failure, clean, clean_failure) in zip(ours.frames, pool.map(frame, ours.frames)):
-            if first[1] in unusable:
+            if set(first) & unusable:
                 for name in (mask, clean):
-                    results[name] = ("not re-run", f"its background {first[1]} differs from the record")
+                    results[name] = ("not re-run", f"its input {sorted(set(first) & unusable)[0]} differs from the record")
                 continue
             compare(mask, mask_failure)
             compare(clean, clean_failure)

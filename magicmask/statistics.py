@@ -368,7 +368,7 @@ def window_ranges(
     return ranges
 
 
-def _window_statistics(
+def window_statistics(
     frames: Iterable[np.ndarray],
     ranges: list[tuple[int, int]],
     method: str,
@@ -477,6 +477,7 @@ def make_backgrounds(
     threads: int | None = None,
     spans: Sequence[tuple[float, float]] = (),
     warnings: list[str] | None = None,
+    maps: dict[Path, Path] | None = None,
 ) -> dict[Path, Path]:
     """The background of every keyframe: one for the run, one per keyframe window, exposure-matched or not.
 
@@ -516,6 +517,10 @@ def make_backgrounds(
         nobody stands still (a clean plate).
     warnings : list, optional
         Gets what ffmpeg reports about damage in the video while decoding its frames.
+    maps : dict, optional
+        With a median: also learn the threshold map of ``--threshold adaptive`` from the frames the median
+        holds (:func:`magicmask.thresholds.median_and_map`), write it as ``threshold.tiff`` (or
+        ``NAME-threshold.tiff`` per keyframe window) and put ``{keyframe: map file}`` into this dict.
 
     Returns
     -------
@@ -593,6 +598,18 @@ def make_backgrounds(
         if per_keyframe:
             tick()
 
+    def mapped(frame: Path, limit: np.ndarray | None, shared: bool = False) -> None:
+        """Write the threshold map learned with a keyframe's median (one for the run when ``shared``)."""
+        if maps is not None and limit is not None:
+            from magicmask.thresholds import MAP_NAME, map_path, write_threshold_map
+
+            path = write_threshold_map(limit, out_dir / MAP_NAME if shared else map_path(frame, out_dir), first)
+            for each in (keyframes if shared else [frame]):
+                maps[each] = path
+
+    learn = maps is not None
+    if learn and method != "median":
+        raise MagicmaskError(f"a threshold map is learned with a median background, not {method}", hint="use --background median with --threshold adaptive")
     if window == 0:
         if custom:
             base = Path(method)
@@ -603,12 +620,20 @@ def make_backgrounds(
 
             base = flatten(keyframes, out_dir / BACKGROUND_NAME, method, progress=tick, engine=engine, jobs=jobs)
         else:
+            limit = None
             if source == "keyframes":
                 with contextlib.closing(_ticking((read_frame(path) for path in keyframes), tick)) as frames:
-                    pixels = statistic(frames, method, len(keyframes), samples, threads)
+                    if learn:
+                        from magicmask.thresholds import median_and_map
+
+                        pixels, limit = median_and_map(frames, len(keyframes), samples, threads)
+                    else:
+                        pixels = statistic(frames, method, len(keyframes), samples, threads)
             else:
-                pixels = video_statistic(video, method, samples=samples, spans=spans, info=info, times=times, threads=threads, tick=tick, warnings=warnings)
+                found = video_statistic(video, method, samples=samples, spans=spans, info=info, times=times, threads=threads, tick=tick, warnings=warnings, with_map=learn)
+                pixels, limit = found if learn else (found, None)
             base = write_background(pixels, out_dir / BACKGROUND_NAME, first)
+            mapped(first, limit, shared=True)
         for frame in keyframes:
             settle(frame, path=base)
     else:
@@ -625,6 +650,12 @@ def make_backgrounds(
                     from magicmask.background import flatten
 
                     settle(frame, path=flatten(chosen, background_path(frame, out_dir), method, engine=engine, jobs=1))
+                elif learn:
+                    from magicmask.thresholds import median_and_map
+
+                    pixels, limit = median_and_map([read_frame(path) for path in chosen], len(chosen), samples, threads)
+                    settle(frame, pixels=pixels)
+                    mapped(frame, limit)
                 else:
                     arrays = (read_frame(path) for path in chosen)
                     settle(frame, pixels=statistic(arrays, method, len(chosen), samples, threads))
@@ -635,8 +666,15 @@ def make_backgrounds(
             if empty:
                 raise MagicmaskError(f"the window around {empty[0]} holds no frame", video, "use a window of at least one frame's duration")
             with contextlib.closing(kf.iter_frames(video, info=info, warnings=warnings)) as frames:
-                for k, result in _window_statistics(frames, ranges, method, samples, tick, threads):
-                    settle(keyframes[k], pixels=result)
+                if learn:
+                    from magicmask.thresholds import window_medians_and_maps
+
+                    for k, result, limit in window_medians_and_maps(frames, ranges, samples, tick, threads):
+                        settle(keyframes[k], pixels=result)
+                        mapped(keyframes[k], limit)
+                else:
+                    for k, result in window_statistics(frames, ranges, method, samples, tick, threads):
+                        settle(keyframes[k], pixels=result)
     if progress is not None:
         progress(total, total)
     return {frame: backgrounds[frame] for frame in keyframes}
@@ -654,11 +692,13 @@ def video_statistic(
     threads: int | None = None,
     tick: Callable[[], None] | None = None,
     warnings: list[str] | None = None,
-) -> np.ndarray:
+    with_map: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """The ``lighten``, ``darken``, ``mean`` or ``median`` of the decoded frames of ``video`` (all of them, its
     keyframes with ``keyframes_only``, or those in ``spans``), streamed from ffmpeg's raw pipe.
 
-    ``tick`` is called for every frame read. The median takes :func:`taken`'s evenly sampled frames. What
+    ``tick`` is called for every frame read. The median takes :func:`taken`'s evenly sampled frames
+    (``with_map``: returns ``(median, threshold map)``, see :func:`magicmask.thresholds.median_and_map`). What
     ffmpeg reports about damage in the video is appended to ``warnings`` (see :func:`magicmask.keyframes.iter_frames`).
 
     Raises
@@ -683,6 +723,12 @@ def video_statistic(
         fed = _ticking(frames, tick or (lambda: None))
         if chosen is not None:
             fed, count = _only(fed, chosen), int(chosen.sum())
+        if with_map:  # the median and the threshold map of --threshold adaptive, from the same sampled frames
+            from magicmask.thresholds import median_and_map
+
+            if method != "median":
+                raise MagicmaskError(f"a threshold map is learned with a median background, not {method}", hint="use --background median with --threshold adaptive")
+            return median_and_map(fed, count, samples, threads)
         return statistic(fed, method, count, samples, threads)
 
 

@@ -48,7 +48,9 @@ from pathlib import Path
 import numpy as np
 
 from magicmask.errors import MagicmaskError
-from magicmask.statistics import DEFAULT_SAMPLES, _window_statistics, lower_median, read_frame, taken, write_background
+from magicmask.files import MAP_NAME, MAP_SUFFIX  # noqa: F401  (part of this module's API)
+from magicmask.options import THRESHOLD_MODES
+from magicmask.statistics import DEFAULT_SAMPLES, lower_median, read_frame, taken, window_statistics, write_background
 
 K = 4
 """The multiple of the median absolute deviation both thresholds use."""
@@ -56,9 +58,7 @@ K = 4
 DEFAULT_FLOOR = "5%"
 """Neither threshold goes below the seed's own: noise only raises it."""
 
-MAP_NAME = "threshold.tiff"
-MAP_SUFFIX = "-threshold.tiff"
-MODES = ("auto", "adaptive")
+MODES = THRESHOLD_MODES
 
 
 def difference_intensity(frame: np.ndarray, background: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
@@ -206,9 +206,35 @@ def auto_threshold(backgrounds: Mapping[str | os.PathLike, str | os.PathLike], k
                 held[background] = read_frame(background, "background")
             yield read_frame(frame), held[background]
 
+    return threshold_of(pairs(), k, floor)
+
+
+def threshold_of(pairs: Iterable[tuple[np.ndarray, np.ndarray]], k: float = K, floor: str = DEFAULT_FLOOR) -> str:
+    """The automatic threshold (see :func:`auto_threshold`) of ``(frame, background)`` arrays: ``k`` times
+    their :func:`noise_level` as ``-threshold``'s value, or ``floor`` when that is not above it."""
     lowest = floor_quantum(floor)
-    value = k * noise_level(pairs())
+    value = k * noise_level(pairs)
     return threshold_text(value) if value > lowest else floor
+
+
+def learn_map(frames: Iterable[str | os.PathLike], background: str | os.PathLike, output: str | os.PathLike, samples: int = DEFAULT_SAMPLES, threads: int | None = None, k: float = K, floor: str = DEFAULT_FLOOR) -> Path:
+    """Learn the threshold map of TIFF ``frames`` against a ``background`` TIFF and write it to ``output``.
+
+    What ``magicmask masks FRAME... --background BG --threshold adaptive`` does: :func:`threshold_map` of at
+    most ``samples`` evenly sampled frames (:func:`~magicmask.statistics.taken`), in the form of the first
+    frame (gray, its depth and compression).
+
+    Raises
+    ------
+    MagicmaskError
+        For no frames, or frames of another size or depth than the background.
+    """
+    frames = [Path(frame) for frame in frames]
+    if not frames:
+        raise MagicmaskError("no frames to learn a threshold map from", hint="pass TIFF frames, e.g. t*.tiff")
+    held = [read_frame(frame) for index, frame in enumerate(frames) if taken(index, len(frames), samples)]
+    limit = threshold_map(held, read_frame(background, "background"), k, threads, floor)
+    return write_threshold_map(limit, output, frames[0])
 
 
 def threshold_map(frames: Sequence[np.ndarray], background: np.ndarray, k: float = K, threads: int | None = None, floor: str = DEFAULT_FLOOR) -> np.ndarray:
@@ -269,7 +295,7 @@ def window_medians_and_maps(
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield ``(k, median, threshold map)`` for each window ``ranges[k]``, in one pass over ``frames``.
 
-    The medians are those of :func:`magicmask.statistics._window_statistics` (the same code makes them);
+    The medians are those of :func:`magicmask.statistics.window_statistics` (the same code makes them);
     each map is :func:`threshold_map` of the frames that window's median holds, kept here by the same rule
     (frame ``i`` of the window when :func:`~magicmask.statistics.taken` ``(i, longest window, samples)``),
     as references to the same arrays.
@@ -284,7 +310,7 @@ def window_medians_and_maps(
                 held.append((index, frame))
             yield frame
 
-    for window, background in _window_statistics(keep(frames), ranges, "median", samples, tick, threads):
+    for window, background in window_statistics(keep(frames), ranges, "median", samples, tick, threads):
         i0, i1 = ranges[window]
         chosen = [frame for index, frame in held if i0 <= index < i1]
         yield window, background, threshold_map(chosen, background, k, threads, floor)

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,8 @@ class VideoResult:
     audio: bool
     warnings: list[str] = field(default_factory=list)
     """What ffmpeg reported about damage in the video while decoding it."""
+    threshold: str | None = None
+    """The first threshold learned (``--threshold auto``: its value; ``adaptive``: a map), else None."""
 
     @property
     def fps(self) -> float:
@@ -78,6 +81,7 @@ def background_picture(
     spans=(),
     progress: Progress | None = None,
     jobs: int | None = None,
+    maps: list | None = None,
 ) -> native.Picture:
     """The background of the mask chain for ``video``, as the native engine holds it (no file is written).
 
@@ -85,6 +89,8 @@ def background_picture(
     statistic of the keyframes (``lighten`` is the blog's ``convert *.tiff -background black -compose lighten
     -flatten background.tiff``) or, with ``source="video"``, of every decoded frame (or of ``spans`` of the
     video), the same values ``magicmask run`` writes to ``background.tiff``; a path: that TIFF, of the video's size.
+    With ``maps`` (a list) and a median, the threshold map of ``--threshold adaptive`` learned with it (the
+    array ``run`` writes to ``threshold.tiff``) is appended to ``maps``.
 
     Raises
     ------
@@ -118,7 +124,10 @@ def background_picture(
         if progress is not None:
             progress("background", done, max(total, done))
 
-    pixels = video_statistic(video, options.background, keyframes_only=options.source == "keyframes", samples=options.samples, spans=options.spans, info=info, threads=resolve_jobs(jobs), tick=tick)
+    found = video_statistic(video, options.background, keyframes_only=options.source == "keyframes", samples=options.samples, spans=options.spans, info=info, threads=resolve_jobs(jobs), tick=tick, with_map=maps is not None)
+    pixels = found[0] if maps is not None else found
+    if maps is not None:
+        maps.append(found[1])
     return native.Picture(np.ascontiguousarray(pixels), path=f"{video} ({options.background} of the {options.source})")
 
 
@@ -192,6 +201,7 @@ def foreground_video(
     source: str = "keyframes",
     samples: int = DEFAULT_SAMPLES,
     spans=(),
+    threshold: str | None = None,
 ) -> VideoResult:
     """Write the clean (foreground) video of ``video``: every frame multiplied by its mask, as the seed does.
 
@@ -215,6 +225,10 @@ def foreground_video(
         Also write the masks as a (gray) video.
     background : {'first', 'lighten', 'darken', 'mean', 'median'} or path
         See :func:`background_picture`; ``source``, ``samples`` and ``spans`` choose its frames as there.
+    threshold : {'auto', 'adaptive'}, optional
+        Learn the first threshold from the video, as ``magicmask run --threshold`` does: ``auto`` from the
+        noise of the keyframes against the background, ``adaptive`` a per-pixel map learned with a median
+        background (see :mod:`magicmask.thresholds`); ``params.threshold`` is then not used.
     params : MaskParams
         The thresholds and blurs of the chain.
     crf : float
@@ -251,8 +265,18 @@ def foreground_video(
         raise MagicmaskError("--masks and the output are the same file", masks, "choose another name for the masks video")
     rate = frame_rate(video)
     audio = has_audio(video)
-    picture = background_picture(video, background, info, source=source, samples=samples, spans=spans, progress=progress, jobs=jobs)
+    if threshold is not None:
+        Options(os.fspath(background), source, samples=samples, spans=tuple(spans), threshold=threshold)  # adaptive needs a median: said in one line
+    maps: list | None = [] if threshold == "adaptive" else None
+    picture = background_picture(video, background, info, source=source, samples=samples, spans=spans, progress=progress, jobs=jobs, maps=maps)
     warnings: list[str] = []
+    learned = None
+    if threshold == "auto":
+        from magicmask.thresholds import threshold_of
+
+        with contextlib.closing(iter_frames(video, pix_fmt, info=info, keyframes_only=True)) as keyframes:
+            learned = threshold_of((samples_, picture.samples) for samples_ in keyframes)
+        params = replace(params, threshold=learned, threshold_map=None)
     encode = dict(crf=crf, lossless=lossless, preset=preset)
     clean_fmt = "gray" if info.channels == 1 and not lossless else "rgb24"
     threads = resolve_jobs(jobs)
@@ -268,6 +292,11 @@ def foreground_video(
     if progress is not None:
         progress("video", 0, info.frames)
     with contextlib.ExitStack() as stack:
+        if maps:  # the learned map, as the file the chain reads (a temporary folder, gone after the run)
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="magicmask-map-")))
+            (folder / "threshold.tiff").write_bytes(native.tiff_bytes(np.ascontiguousarray(maps[0][:, :, :1]), picture, chromaticities=False))
+            params = replace(params, threshold_map=os.fspath(folder / "threshold.tiff"))
+            learned = "a per-pixel threshold map"
         clean_tmp = stack.enter_context(atomic_path(output))
         masks_tmp = stack.enter_context(atomic_path(masks)) if masks is not None else None
         writers: list[_Writer] = []
@@ -301,7 +330,7 @@ def foreground_video(
             raise
     if count == 0:
         raise MagicmaskError("ffmpeg decoded no frame", video, "check that the video decodes (ffplay)")
-    return VideoResult(output, masks, count, time.perf_counter() - started, audio, list(dict.fromkeys(warnings)))
+    return VideoResult(output, masks, count, time.perf_counter() - started, audio, list(dict.fromkeys(warnings)), learned)
 
 
 def _stream(video, pix_fmt, info, picture, params, threads, writers, warnings=None) -> int:

@@ -200,7 +200,7 @@ def test_windows_hold_at_most_samples_plus_one_frames():
             del frame
 
     ranges = st.window_ranges(np.arange(600) / 25, [0, 4, 8, 12, 16, 20], 4.0)  # 100 frames each
-    done = [k for k, _ in st._window_statistics(frames(), ranges, "median", 100, lambda: None, threads=1)]
+    done = [k for k, _ in st.window_statistics(frames(), ranges, "median", 100, lambda: None, threads=1)]
     assert done == list(range(6))
     assert most <= 101 + 1  # the sampled frames of one window, plus the frame being read
 

@@ -205,11 +205,11 @@ def test_median_and_map_use_the_sampled_frames_of_the_median():
 
 
 def test_window_maps_come_from_each_window_medians_frames():
-    from magicmask.statistics import _window_statistics
+    from magicmask.statistics import window_statistics
 
     frames = noisy_frames(np.random.default_rng(5), 14)
     ranges = [(0, 6), (3, 9), (3, 9), (8, 14)]
-    expected = list(_window_statistics(iter(frames), ranges, "median", 4, lambda: None))
+    expected = list(window_statistics(iter(frames), ranges, "median", 4, lambda: None))
     got = list(thresholds.window_medians_and_maps(iter(frames), ranges, samples=4))
     assert [k for k, *_ in got] == [0, 1, 2, 3]
     for (k, background), (_, ours, limit) in zip(expected, got):
