@@ -1,6 +1,6 @@
 """Mask quality on real footage with hand-labelled ground truth: CDnet 2014 clips (issue 15).
 
-For each clip of /work/shared/data/cdnet (or --data): the keyframes are extracted and the median of every
+For each clip of bench/data/cdnet (or --data): the keyframes are extracted and the median of every
 frame made (``--background median --from video``); the masks are the seed's chain with the first threshold
 at its default (5%), at a hand-picked 10%, ``--threshold auto`` and ``--threshold adaptive`` (the threshold
 map learned with the median, :mod:`magicmask.thresholds`), beside OpenCV's KNN and MOG2 subtractors
@@ -40,7 +40,7 @@ from magicmask.files import BACKGROUND_NAME  # noqa: E402
 from magicmask.params import MaskParams  # noqa: E402
 from magicmask.statistics import make_backgrounds, mask_with_backgrounds, read_frame, write_background  # noqa: E402
 
-DATA = Path("/work/shared/data/cdnet")
+DATA = Path(__file__).resolve().parent / "data" / "cdnet"
 OUT = HERE / "out" / "quality_real"
 METHODS = ("5%", "10%", "auto", "adaptive", "knn", "mog2")
 LABELS = {"5%": "`-threshold 5%` (the seed's default)", "10%": "`--threshold 10%` (hand-picked)", "auto": "`--threshold auto`", "adaptive": "`--threshold adaptive`", "knn": "OpenCV KNN", "mog2": "OpenCV MOG2"}
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     timing = "\n".join(f"| {r['name']} | {r['seconds']['median']:.2f} | {r['seconds']['median+map']:.2f} |" for r in results)
     (HERE / "quality_real.md").write_text(f"""# Mask quality on real footage (CDnet 2014)
 
-Made by `bench/quality_real.py` on {', '.join(r['name'] for r in results)} (see /work/shared/data/cdnet/README.md: H.264 crf 12,
+Made by `bench/quality_real.py` on {', '.join(r['name'] for r in results)} (see bench/data/cdnet/README.md: H.264 crf 12,
 101 frames, a keyframe every 5). Background: the median of every frame (`--background median --from video`) for every
 magicmask row; the masks are the seed's chain (native engine, identical to `convert`) with the first threshold as named.
 OpenCV's subtractors: default settings, learning on every frame, shadow output counted as background. Scored by CDnet's rule
