@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from magicmask import record as records
 from magicmask.engines import get_engine
 from magicmask.errors import MagicmaskError
@@ -308,6 +310,7 @@ class VideoJob:
         made.add(records.RECORD_NAME)
         self._check_lock()
         records.remove_outputs(result.folder, keep=made)
+        result.warnings += background_warnings(result)
         extra = []
         if options.display:
             result.display = keyframe_display(frames, result.folder / DISPLAY_NAME, engine=options.engine, jobs=1)
@@ -335,6 +338,58 @@ class VideoJob:
 
     def _mark(self, step: str) -> None:
         self.result.timings.setdefault(step, round(time.perf_counter() - self.started, 3))
+
+
+UNIFORM = 0.98
+"""A background is nearly uniform when this share of its pixels lies within :data:`NEAR` of its median."""
+NEAR = 2 / 255
+MOST = 0.5
+"""Masks "cover most of the frame" above this share, on more than this share of the keyframes looked at."""
+LOOKED_AT = 12
+"""Masks looked at for :func:`background_warnings` (evenly spread over the keyframes)."""
+
+
+def background_warnings(result: RunResult) -> list[str]:
+    """One line for each sign that the background cannot work for this video, suggesting what may.
+
+    - a nearly uniform background (e.g. the first keyframe of a black leader): everything that is not
+      black becomes foreground;
+    - masks covering most of the frame on most keyframes (a moving camera, cuts, a light switched on):
+      the background is not what the keyframes show behind the figures.
+
+    Reads the background(s) and at most :data:`LOOKED_AT` masks; never fails the run (an unreadable file is
+    reported elsewhere).
+    """
+    from magicmask.engines.native import read_picture
+
+    warnings = []
+    try:
+        for background in dict.fromkeys(result.backgrounds.values()):
+            samples = read_picture(background, "background").samples
+            top = 255 if samples.dtype == np.uint8 else 65535
+            centre = np.median(samples.reshape(-1, samples.shape[2])[:: max(1, samples.size // 300000)], axis=0)
+            near = np.all(np.abs(samples.astype(np.float32) - centre) <= NEAR * top, axis=2)
+            if near.mean() >= UNIFORM:
+                warnings.append(
+                    f"the background {background.name} is nearly uniform (a black or blank leader?): most of every keyframe will be foreground; "
+                    "try --background median --from video, or --threshold adaptive"
+                )
+                break
+        masks = [mask for mask, _ in result.outputs]
+        looked = masks[:: max(1, -(-len(masks) // LOOKED_AT))]
+        covered = 0
+        for mask in looked:
+            samples = read_picture(mask, "mask").samples
+            half = 128 if samples.dtype == np.uint8 else 32768
+            covered += np.count_nonzero(samples[..., 0] >= half) > MOST * samples[..., 0].size
+        if looked and covered > MOST * len(looked):
+            warnings.append(
+                f"masks cover most of the frame on {covered} of the {len(looked)} keyframes looked at (a moving camera, cuts, a changing light?): "
+                "try --background median --from video --window 4, or --threshold adaptive"
+            )
+    except MagicmaskError:
+        pass
+    return warnings
 
 
 def _old_name(frame: Path, renamed: dict[Path, Path]) -> Path:

@@ -130,3 +130,20 @@ def test_adaptive_holds_up_on_real_footage_where_the_default_does_not(tmp_path):
         scores[threshold] = f_measure({5 * i: read_frame(mask)[..., 0] for i, (mask, _) in enumerate(result.outputs)}, labels)
     assert scores["adaptive"] >= 0.70 > scores["5%"]
     assert scores["adaptive"] > scores["auto"] > scores["5%"]
+
+
+def test_a_black_leader_and_a_moving_camera_are_warned_about_in_the_summary_and_the_record(tmp_path):
+    leader = tmp_path / "leader.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=black:s=160x120:r=25:d=0.4", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=1.6",
+         "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "10", str(leader)],
+        check=True,
+    )
+    result = invoke("run", leader, "-o", tmp_path / "leader", "-q")
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "the background t01.tiff is nearly uniform (a black or blank leader?)" in result.output
+    assert any("nearly uniform" in line for line in load(tmp_path / "leader")[1]["warnings"])
+    shaking = invoke("run", CDNET / "traffic.mp4", "-o", tmp_path / "traffic", "-q")
+    assert shaking.exit_code == 0 and "masks cover most of the frame" in shaking.output and "--threshold adaptive" in shaking.output
+    steady = invoke("run", GOLDEN / "walk.mp4", "-o", tmp_path / "walk", "-q")
+    assert steady.exit_code == 0 and "warning" not in steady.output and "warnings" not in load(tmp_path / "walk")[1]
