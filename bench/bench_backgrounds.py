@@ -30,7 +30,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--samples", type=int, default=100)
     args = parser.parse_args()
-    from magicmask.keyframes import extract_keyframes
+    from magicmask.media.extract import extract_keyframes
 
     print("| method | frames | peak memory (process tree) | time | frames/s |")
     print("|---|---|---|---|---|")

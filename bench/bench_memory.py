@@ -21,7 +21,7 @@ def main():
     parser.add_argument("--jobs", type=int, default=0)
     args = parser.parse_args()
     from magicmask.compare import compare_files
-    from magicmask.keyframes import extract_keyframes
+    from magicmask.media.extract import extract_keyframes
 
     frames_dir = OUT / "frames200"
     frames = sorted(frames_dir.glob("t*.tiff")) if (frames_dir / ".magicmask-keyframes.json").exists() else []

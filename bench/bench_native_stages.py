@@ -24,7 +24,8 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from magicmask import keyframes, sample  # noqa: E402
+from magicmask import sample
+from magicmask.media import extract as keyframes  # noqa: E402
 from magicmask.engines import _native_kernels as k  # noqa: E402
 from magicmask.engines import native  # noqa: E402
 from magicmask.execute import keep_freed_memory  # noqa: E402

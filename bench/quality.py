@@ -28,7 +28,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from magicmask import keyframes as kf  # noqa: E402
+from magicmask.media.decode import iter_frames  # noqa: E402
+from magicmask.media.extract import extract_keyframes  # noqa: E402
+from magicmask.media.probe import keyframe_times, video_info  # noqa: E402
 from magicmask.engines import DEFAULT_ENGINE, ENGINES  # noqa: E402
 from magicmask import thresholds  # noqa: E402
 from magicmask.params import MaskParams  # noqa: E402
@@ -69,7 +71,7 @@ def opencv_masks(video: Path, indices: list[int], kind: str) -> list[np.ndarray]
     subtractor = cv2.createBackgroundSubtractorKNN() if kind == "knn" else cv2.createBackgroundSubtractorMOG2()
     wanted = set(indices)
     found = {}
-    for index, frame in enumerate(kf.iter_frames(video)):
+    for index, frame in enumerate(iter_frames(video)):
         mask = subtractor.apply(np.ascontiguousarray(frame[..., ::-1]))  # OpenCV takes BGR
         if index in wanted:
             found[index] = mask > 127
@@ -85,8 +87,8 @@ def learned_backgrounds(video: Path, frames: list[Path], out: Path, threshold: s
     if threshold != "adaptive":
         backgrounds = make_backgrounds(video, frames, out, **options)
         return backgrounds, MaskParams(thresholds.auto_threshold(backgrounds)) if threshold == "auto" else MaskParams()
-    info = kf.video_info(video)
-    background, limit = thresholds.median_and_map(kf.iter_frames(video, info=info), info.frames)
+    info = video_info(video)
+    background, limit = thresholds.median_and_map(iter_frames(video, info=info), info.frames)
     out.mkdir(parents=True, exist_ok=True)
     path = write_background(background, out / BACKGROUND_NAME, frames[0])
     limit_path = thresholds.write_threshold_map(limit, out / thresholds.MAP_NAME, frames[0])
@@ -101,8 +103,8 @@ def run_scene(scene: Scene, jobs: int | None, fresh: bool, methods: list[str], e
     start = time.perf_counter()
     if not video.exists():
         scene.write(video)
-    frames = kf.extract_keyframes(video, folder / "frames")
-    indices = [int(round(t * scene.fps)) for t in kf.keyframe_times(video)]
+    frames = extract_keyframes(video, folder / "frames")
+    indices = [int(round(t * scene.fps)) for t in keyframe_times(video)]
     truths = [scene.truth(i) for i in indices]
     print(f"{scene.name}: {scene.count} frames, {len(frames)} keyframes, made in {time.perf_counter() - start:.1f} s", flush=True)
     result = {"scene": scene, "frames": frames, "truths": truths, "scores": {}, "per_keyframe": {}, "masks": {}, "seconds": {}}

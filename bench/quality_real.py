@@ -33,12 +33,13 @@ sys.path.insert(0, str(HERE.parent))
 
 from quality import opencv_masks  # noqa: E402
 
-from magicmask import keyframes as kf  # noqa: E402
+from magicmask.media.decode import iter_frames  # noqa: E402
+from magicmask.media.extract import extract_keyframes  # noqa: E402
+from magicmask.media.probe import frame_times, keyframe_times, video_info  # noqa: E402
 from magicmask import thresholds  # noqa: E402
 from magicmask.engines import native  # noqa: E402
-from magicmask.files import BACKGROUND_NAME  # noqa: E402
 from magicmask.params import MaskParams  # noqa: E402
-from magicmask.statistics import make_backgrounds, mask_with_backgrounds, read_frame, write_background  # noqa: E402
+from magicmask.statistics import make_backgrounds, mask_with_backgrounds, read_frame  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data" / "cdnet"
 OUT = HERE / "out" / "quality_real"
@@ -67,11 +68,11 @@ def run_clip(name: str, data: Path) -> dict:
     video = data / f"{name}.mp4"
     labels = np.load(data / f"{name}-groundtruth.npz")["labels"]
     folder = OUT / name
-    frames = kf.extract_keyframes(video, folder / "frames")
-    info = kf.video_info(video)
+    frames = extract_keyframes(video, folder / "frames")
+    info = video_info(video)
     fps = info.frames / info.duration
-    indices = [int(round(t * fps)) for t in kf.keyframe_times(video) - kf.frame_times(video)[0]]
-    decoded = list(kf.iter_frames(video, info=info))
+    indices = [int(round(t * fps)) for t in keyframe_times(video) - frame_times(video)[0]]
+    decoded = list(iter_frames(video, info=info))
     seconds = {}
 
     start = time.perf_counter()

@@ -196,7 +196,7 @@ def keyframes(
     quiet: Quiet = False,
 ):
     """Extract the keyframes as RGB TIFFs (ffmpeg -skip_frame nokey ... t%02d.tiff)."""
-    from magicmask.keyframes import extract_keyframes
+    from magicmask.media.extract import extract_keyframes
 
     folder = output or Path(video.stem)
     with _progress(quiet) as update:
@@ -333,7 +333,7 @@ def run(
     options, the commands that make each file, every output's sha256: magicmask check FOLDER re-verifies
     it). A re-run skips finished videos and frames; a folder holding another video is refused.
     """
-    from magicmask.keyframes import probe_soon
+    from magicmask.media.probe import probe_soon
 
     probe_soon(video[0])  # ffmpeg needs its answer: ask while the rest of the program loads
     from magicmask.options import Options

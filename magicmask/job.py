@@ -37,9 +37,11 @@ import numpy as np
 from magicmask import record as records
 from magicmask.engines import get_engine
 from magicmask.errors import MagicmaskError
-from magicmask.execute import as_magicmask_error, resolve_jobs, run_tasks
+from magicmask.execute import as_magicmask_error, run_tasks
 from magicmask.files import CLEAN_SUFFIX, DISPLAY_NAME, MASK_SUFFIX, iter_frames, output_paths, write_atomic
-from magicmask.keyframes import Keyframes, check_video_path, keyframe_count
+from magicmask.media.extract import Keyframes
+from magicmask.media.ffmpeg import check_video_path
+from magicmask.media.probe import keyframe_count
 from magicmask.masks import FrameJob, Resume, render
 from magicmask.options import Options
 from magicmask.params import MaskParams

@@ -151,7 +151,7 @@ def recipe(
         The folder has the keyframe display ``keyframes.jpg``.
     """
     from magicmask.check import seed_commands
-    from magicmask.keyframes import keyframes_command
+    from magicmask.media.extract import keyframes_command
     from magicmask.options import METHODS
 
     if not keyframes:
@@ -250,7 +250,7 @@ _VERSIONS: list[Future] = []
 
 def _tool_versions() -> dict:
     from magicmask.engines import wand
-    from magicmask.keyframes import version as ffmpeg_version
+    from magicmask.media.ffmpeg import version as ffmpeg_version
 
     try:
         imagemagick = wand.version()
@@ -404,7 +404,7 @@ def is_current(folder: str | os.PathLike, video: str | os.PathLike, options: dic
 def folder_owner(folder: str | os.PathLike) -> str | None:
     """The video (absolute path) whose outputs ``folder`` holds, from the mark a run leaves when it starts,
     its record, or its keyframes' mark; None when none of them names one."""
-    from magicmask.keyframes import MARKER_NAME
+    from magicmask.media.extract import MARKER_NAME
 
     for name in (OWNER_NAME, RECORD_NAME, MARKER_NAME):
         try:
@@ -432,7 +432,7 @@ def remove_outputs(folder: str | os.PathLike, keep: set[str] | None = None) -> l
     Without ``keep`` every output goes, and with them the folder's hidden marks (its video, its keyframes'
     extraction, the masks' settings): the folder is then as if magicmask had never run in it.
     """
-    from magicmask.keyframes import MARKER_NAME
+    from magicmask.media.extract import MARKER_NAME
     from magicmask.masks import SETTINGS_NAME
 
     removed = [name for name in output_names(folder) if keep is None or name not in keep]
@@ -591,7 +591,7 @@ def _rerun_result(compared, counted: str) -> tuple[str, str]:
 
 
 def _rerun_keyframes(ours: Recipe, video: str, record: dict, folder: Path, work: Path, compare_files) -> dict:
-    from magicmask.keyframes import _run
+    from magicmask.media.ffmpeg import run as _run
 
     names = record["keyframes"]
     if not Path(video).is_file():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from magicmask import keyframes
+from magicmask.media import encode as keyframes
 from magicmask.files import atomic_path
 
 

@@ -4,7 +4,7 @@ Each scene is the sample's stone wall (:func:`magicmask.sample.scene`) with one 
 cut-out figures moving over it, and optionally what makes backgrounds hard: a brightness drift (an
 offset added to every pixel, ``+-amplitude`` of full scale), a light that changes in one part of the
 frame only, camera noise, a figure that stops. Nothing is downloaded: frames are drawn with NumPy and
-encoded by ffmpeg (H.264) through :func:`magicmask.keyframes.encode_raw_video`.
+encoded by ffmpeg (H.264) through :func:`magicmask.media.encode.encode_raw_video`.
 
 ``Scene.frame(i)`` is frame ``i`` as 8-bit RGB, ``Scene.truth(i)`` where the figures are in it.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from magicmask import keyframes
+from magicmask.media import encode as keyframes
 from magicmask.files import atomic_path
 from magicmask.sample import ellipse, limb, scene as wall
 

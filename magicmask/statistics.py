@@ -16,7 +16,7 @@ Statistics (``method``), per channel and per pixel, on the stored integer values
 - ``first``: the first keyframe, as in the seed; or a PATH: that TIFF.
 
 Frames (``source``): the ``keyframes`` (as the seed does) or every decoded frame of the ``video``,
-streamed from ffmpeg's raw pipe (:func:`magicmask.keyframes.iter_frames`): never written to disk, never
+streamed from ffmpeg's raw pipe (:func:`magicmask.media.decode.iter_frames`): never written to disk, never
 held whole.
 
 Memory. ``lighten``, ``darken`` and ``mean`` over a whole run are folds: one accumulator of
@@ -58,7 +58,8 @@ from pathlib import Path
 
 import numpy as np
 
-from magicmask import keyframes as kf
+from magicmask.media.decode import iter_frames
+from magicmask.media.probe import VideoInfo, frame_times, keyframe_count, keyframe_times, video_info
 from magicmask.engines import DEFAULT_ENGINE
 from magicmask.errors import MagicmaskError
 from magicmask.execute import default_jobs, resolve_jobs
@@ -90,7 +91,7 @@ def read_frame(path: str | os.PathLike, role: str = "frame") -> np.ndarray:
     """The pixels of a TIFF frame as ImageMagick reads them: ``(height, width, channels)``.
 
     ``uint8`` for frames of 8 bits or fewer, ``uint16`` for deeper ones; channels are gray (1),
-    gray+alpha (2), RGB (3) or RGBA (4), the same layouts :data:`magicmask.keyframes.RAW_FORMATS` reads.
+    gray+alpha (2), RGB (3) or RGBA (4), the same layouts :data:`magicmask.media.probe.RAW_FORMATS` reads.
     """
     from magicmask.engines import wand
 
@@ -170,7 +171,9 @@ def lower_median(frames: Sequence[np.ndarray], threads: int | None = None) -> np
 
     counting = first.dtype == np.uint8
     if counting:
-        from magicmask.engines import _native_kernels as kernels
+        from magicmask.engines.native import kernels as _load_kernels
+
+        kernels = _load_kernels()
 
     def band(top: int) -> None:
         bottom = min(height, top + rows)
@@ -486,7 +489,7 @@ def make_backgrounds(
     video : path or None
         The video the keyframes come from. Needed for ``source='video'`` and for windows (keyframe times).
     keyframes : sequence of paths
-        The keyframes (``t01.tiff``...) as :func:`magicmask.keyframes.extract_keyframes` wrote them; the
+        The keyframes (``t01.tiff``...) as :func:`magicmask.media.extract.extract_keyframes` wrote them; the
         first one is the template of the backgrounds' form (depth, channels, compression).
     out_dir : path
         Where backgrounds are written: ``background.tiff`` for one background, ``NAME-background.tiff`` for
@@ -556,8 +559,8 @@ def make_backgrounds(
 
     info = times = None
     if needs_video:
-        times = kf.frame_times(video)
-        info = kf.video_info(video, times)
+        times = frame_times(video)
+        info = video_info(video, times)
         if window > info.duration + _EPS:
             raise MagicmaskError(f"window of {window:g} s is longer than the video ({info.duration:g} s)", video, f"use a window of at most {info.duration:g} s, or 0 for one background")
 
@@ -637,7 +640,7 @@ def make_backgrounds(
         for frame in keyframes:
             settle(frame, path=base)
     else:
-        centres = kf.keyframe_times(video)
+        centres = keyframe_times(video)
         if len(centres) != len(keyframes):
             raise MagicmaskError(f"the video has {len(centres)} keyframes but {len(keyframes)} were given", video, "pass the keyframes of this video, all of them")
         start, end = float(times[0]), float(times[0]) + info.duration
@@ -665,7 +668,7 @@ def make_backgrounds(
             empty = [frame.name for frame, (i0, i1) in zip(keyframes, ranges) if i1 <= i0]
             if empty:
                 raise MagicmaskError(f"the window around {empty[0]} holds no frame", video, "use a window of at least one frame's duration")
-            with contextlib.closing(kf.iter_frames(video, info=info, warnings=warnings)) as frames:
+            with contextlib.closing(iter_frames(video, info=info, warnings=warnings)) as frames:
                 if learn:
                     from magicmask.thresholds import window_medians_and_maps
 
@@ -687,7 +690,7 @@ def video_statistic(
     keyframes_only: bool = False,
     samples: int = DEFAULT_SAMPLES,
     spans: Sequence[tuple[float, float]] = (),
-    info: kf.VideoInfo | None = None,
+    info: VideoInfo | None = None,
     times: np.ndarray | None = None,
     threads: int | None = None,
     tick: Callable[[], None] | None = None,
@@ -699,7 +702,7 @@ def video_statistic(
 
     ``tick`` is called for every frame read. The median takes :func:`taken`'s evenly sampled frames
     (``with_map``: returns ``(median, threshold map)``, see :func:`magicmask.thresholds.median_and_map`). What
-    ffmpeg reports about damage in the video is appended to ``warnings`` (see :func:`magicmask.keyframes.iter_frames`).
+    ffmpeg reports about damage in the video is appended to ``warnings`` (see :func:`magicmask.media.decode.iter_frames`).
 
     Raises
     ------
@@ -709,13 +712,13 @@ def video_statistic(
     if keyframes_only:
         if spans:
             raise MagicmaskError("spans pick frames of the whole video", hint="add --from video")
-        count = kf.keyframe_count(video)
-        frames = kf.iter_frames(video, keyframes_only=True, warnings=warnings)
+        count = keyframe_count(video)
+        frames = iter_frames(video, keyframes_only=True, warnings=warnings)
     else:
-        times = kf.frame_times(video) if times is None else times
-        info = kf.video_info(video, times) if info is None else info
+        times = frame_times(video) if times is None else times
+        info = video_info(video, times) if info is None else info
         count = info.frames
-        frames = kf.iter_frames(video, info=info, warnings=warnings)
+        frames = iter_frames(video, info=info, warnings=warnings)
     chosen = in_spans(times, spans) if spans else None
     with contextlib.closing(frames):  # stops ffmpeg if anything fails half-way
         if chosen is not None and not chosen.any():

@@ -80,14 +80,15 @@ def difference_intensity(frame: np.ndarray, background: np.ndarray, counts: np.n
             f"{background.shape[1]}x{background.shape[0]}x{background.shape[2]} {background.dtype}",
             hint="use a background of the frames' size, depth and channels",
         )
-    from magicmask.engines import _native_kernels as kernels
-    from magicmask.engines.native import _intensity_tables
+    from magicmask.engines.native import intensity_tables, kernels as _load_kernels
+
+    kernels = _load_kernels()
 
     eight = frame.dtype == np.uint8
     out = np.empty(frame.shape[:2], dtype=frame.dtype)
     background, frame = np.ascontiguousarray(background), np.ascontiguousarray(frame)
     if eight and frame.shape[2] == 3:
-        kernels.difference_intensity_8bit(background, frame, *_intensity_tables(), out, np.zeros(256, np.int64) if counts is None else counts)
+        kernels.difference_intensity_8bit(background, frame, *intensity_tables(), out, np.zeros(256, np.int64) if counts is None else counts)
         return out[:, :, None]
     scale = 257 if eight else 1
     kernels.difference_intensity(background, scale, frame, scale, eight, out)
@@ -139,7 +140,9 @@ def noise_level(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> int:
     ``pairs`` are ``(frame, background)`` arrays; the lower median of ``g`` (see the module's notes, in
     Quantum for every depth) over all their pixels.
     """
-    from magicmask.engines import _native_kernels as kernels
+    from magicmask.engines.native import kernels as _load_kernels
+
+    kernels = _load_kernels()
 
     def quanta() -> Iterator[np.ndarray]:
         for frame, background in pairs:

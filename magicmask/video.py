@@ -30,7 +30,9 @@ from magicmask.engines import native
 from magicmask.errors import MagicmaskError
 from magicmask.execute import resolve_jobs
 from magicmask.files import atomic_path
-from magicmask.keyframes import Encoder, VideoInfo, encode_command, frame_rate, has_audio, iter_frames, video_info
+from magicmask.media.decode import iter_frames
+from magicmask.media.encode import Encoder, encode_command
+from magicmask.media.probe import VideoInfo, frame_rate, has_audio, video_info
 from magicmask.options import DEFAULT_SAMPLES, Options
 from magicmask.params import MaskParams
 
@@ -213,7 +215,7 @@ def foreground_video(
     and encodes the clean frames (before any JPEG compression) with H.264; audio streams are copied.
     A video of odd width or height gains one black column (right) and/or row (bottom) in the default
     4:2:0 encoding, which holds even sizes only; the lossless one keeps the size (see
-    :func:`~magicmask.keyframes.encoded_size`).
+    :func:`~magicmask.media.encode.encoded_size`).
 
     Parameters
     ----------

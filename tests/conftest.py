@@ -8,7 +8,7 @@ VIDEOS = ("walk", "walk10")
 
 def pytest_report_header(config):
     from magicmask.engines import wand
-    from magicmask.keyframes import version
+    from magicmask.media.ffmpeg import version
 
     return [f"ImageMagick (Wand): {wand.version()}", f"ffmpeg: {version()}"]
 
@@ -25,7 +25,7 @@ def golden_frames(video: str) -> list[Path]:
 @pytest.fixture(scope="session")
 def sample_frames(tmp_path_factory) -> list[Path]:
     """Keyframes of a freshly made sample video (not golden data): 6 frames of 96x72."""
-    from magicmask.keyframes import extract_keyframes
+    from magicmask.media.extract import extract_keyframes
     from magicmask.sample import make_sample_video
 
     folder = tmp_path_factory.mktemp("sample")

@@ -5,7 +5,10 @@ import subprocess
 import pytest
 
 from magicmask.errors import MagicmaskError
-from magicmask.keyframes import Keyframes, _tail, iter_frames, probe
+from magicmask.media.decode import iter_frames
+from magicmask.media.extract import Keyframes
+from magicmask.media.ffmpeg import tail as _tail
+from magicmask.media.probe import probe
 
 
 def make_clip(path, codec):

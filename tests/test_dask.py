@@ -17,7 +17,7 @@ from magicmask.background import keyframe_display, lighten_background  # noqa: E
 from magicmask.cli import app  # noqa: E402
 from magicmask.compare import compare_files  # noqa: E402
 from magicmask.errors import MagicmaskError  # noqa: E402
-from magicmask.keyframes import extract_keyframes  # noqa: E402
+from magicmask.media.extract import extract_keyframes  # noqa: E402
 from magicmask.masks import mask_frames  # noqa: E402
 from magicmask import run  # noqa: E402
 from magicmask.sample import make_sample_video  # noqa: E402

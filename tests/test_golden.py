@@ -14,7 +14,7 @@ from magicmask.background import keyframe_display, lighten_background
 from magicmask.check import find_convert, run_seed_loop
 from magicmask.compare import compare_files
 from magicmask.engines import ENGINES
-from magicmask.keyframes import extract_keyframes
+from magicmask.media.extract import extract_keyframes
 from magicmask.masks import make_clean, make_mask, mask_frames
 from magicmask import run
 

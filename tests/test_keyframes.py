@@ -2,7 +2,8 @@ import pytest
 from conftest import leftovers, visible
 
 from magicmask.errors import MagicmaskError
-from magicmask.keyframes import extract_keyframes, frame_names, keyframe_pix_fmt, keyframes_command, probe
+from magicmask.media.extract import extract_keyframes, frame_names, keyframes_command
+from magicmask.media.probe import keyframe_pix_fmt, probe
 from magicmask.sample import make_sample_video
 
 
@@ -36,7 +37,8 @@ def test_keyframes_are_the_seed_commands_in_every_container(tmp_path, container,
     import subprocess
 
     from magicmask import sample
-    from magicmask.keyframes import discards_safely, extract_keyframes, probe
+    from magicmask.media.extract import extract_keyframes
+    from magicmask.media.probe import discards_safely, probe
 
     made = sample.make_sample_video(tmp_path / "clip.mp4", width=96, height=64, count=45, keyint=10)
     video = tmp_path / f"clip.{container}"
@@ -52,7 +54,7 @@ def test_keyframes_are_the_seed_commands_in_every_container(tmp_path, container,
 
 
 def test_ffmpeg_names_are_file_urls_with_percent_escaped_in_folders():
-    from magicmask.keyframes import file_url
+    from magicmask.media.ffmpeg import file_url
 
     assert file_url("/v/-dash.mp4") == "file:/v/-dash.mp4"
     assert file_url("/v/a:b.mp4") == "file:/v/a:b.mp4"
@@ -110,7 +112,7 @@ def test_probe_soon_answers_the_next_probe_of_the_same_file(tmp_path, monkeypatc
     import os
     import subprocess
 
-    from magicmask import keyframes
+    from magicmask.media import probe as keyframes
 
     video = make_sample_video(tmp_path / "clip.mp4", width=64, height=48, count=4, keyint=2)
     fresh = probe(video)

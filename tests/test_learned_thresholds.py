@@ -1,7 +1,6 @@
 """--threshold auto and adaptive through the video job, the command line and the foreground video: masks made
 by the recorded convert commands, records that check, and real footage scored by CDnet's rule."""
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -105,7 +104,7 @@ def test_masks_learns_or_takes_a_map_and_convert_agrees(tmp_path):
 def test_video_masks_are_runs_masks_at_the_keyframes(threshold, tmp_path):
     """The foreground video learns the same threshold as run: its lossless masks at the keyframes are the
     keyframes' mask files."""
-    from magicmask.keyframes import iter_frames
+    from magicmask.media.decode import iter_frames
 
     run = magicmask.run(GOLDEN / "walk.mp4", tmp_path / "run", background="median", source="video", threshold=threshold, sheet=False)
     result = invoke("video", GOLDEN / "walk.mp4", "-o", tmp_path / "clean.mkv", "--masks", tmp_path / "masks.mkv", "--lossless", "-b", "median", "--from", "video", "--threshold", threshold, "-q")

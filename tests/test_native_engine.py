@@ -19,7 +19,8 @@ import tifffile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from magicmask import keyframes, sample
+from magicmask import sample
+from magicmask.media import extract as keyframes
 from magicmask.engines import native
 from magicmask.engines import wand as wand_engine
 from magicmask.errors import MagicmaskError

@@ -10,7 +10,7 @@ from conftest import GOLDEN, golden_frames, leftovers, visible
 from magicmask.background import keyframe_display, lighten_background
 from magicmask.check import find_convert
 from magicmask.compare import compare_files
-from magicmask.keyframes import extract_keyframes
+from magicmask.media.extract import extract_keyframes
 from magicmask.masks import mask_frames
 from magicmask.params import MaskParams
 from magicmask import run

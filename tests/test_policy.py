@@ -5,9 +5,7 @@ import os
 import subprocess
 import sys
 
-import pytest
 
-from magicmask.errors import MagicmaskError
 
 SETTINGS = "from magicmask.cli import _process_settings; _process_settings(); "
 

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from magicmask import keyframes as kf
+from magicmask.media.decode import iter_frames, raw_frames_command
+from magicmask.media.probe import frame_times, keyframe_times, video_info
 from magicmask import statistics as st
 from magicmask.background import lighten_background
 from magicmask.check import run_seed_loop
 from magicmask.compare import compare_files, image_facts
 from magicmask.errors import MagicmaskError
-from magicmask.keyframes import extract_keyframes
+from magicmask.media.extract import extract_keyframes
 from magicmask.masks import mask_frames
 from magicmask.sample import make_sample_video
 from magicmask.scenes import SCENES
@@ -29,7 +30,7 @@ def clip(tmp_path_factory):
     folder = tmp_path_factory.mktemp("clip")
     video = make_sample_video(folder / "clip.mp4", width=96, height=72, count=30, keyint=5)
     frames = extract_keyframes(video, folder / "frames")
-    return video, frames, np.stack(list(kf.iter_frames(video)))
+    return video, frames, np.stack(list(iter_frames(video)))
 
 
 @pytest.fixture(scope="module")
@@ -63,24 +64,24 @@ def test_raw_frames_are_the_keyframes_pixels(clip):
 
 def test_raw_frames_of_a_deep_video_are_16_bit_keyframes(deep_clip):
     video, frames = deep_clip
-    decoded = list(kf.iter_frames(video))
+    decoded = list(iter_frames(video))
     assert decoded[0].dtype == np.uint16 and len(decoded) == 10
     assert np.array_equal(decoded[5], st.read_frame(frames[1]))
 
 
 def test_video_info_and_times(clip):
     video, frames, _ = clip
-    info = kf.video_info(video)
+    info = video_info(video)
     assert (info.width, info.height, info.frames, info.frame_pix_fmt) == (96, 72, 30, "rgb24")
     assert info.fps == 25 and info.duration == pytest.approx(1.2)
     assert info.frame_bytes == 96 * 72 * 3
-    assert np.allclose(kf.frame_times(video), np.arange(30) / 25)
-    assert np.allclose(kf.keyframe_times(video), [0, 0.2, 0.4, 0.6, 0.8, 1.0])
-    assert len(kf.keyframe_times(video)) == len(frames)
+    assert np.allclose(frame_times(video), np.arange(30) / 25)
+    assert np.allclose(keyframe_times(video), [0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    assert len(keyframe_times(video)) == len(frames)
 
 
 def test_raw_frames_command_is_data():
-    args = kf.raw_frames_command("in.mp4", "rgb48le", start=1.5, duration=2)
+    args = raw_frames_command("in.mp4", "rgb48le", start=1.5, duration=2)
     joined = " ".join(args)
     assert re.search(r"-ss 1.5 -t 2 -i \S*in.mp4 ", joined)
     assert "-f rawvideo" in joined and "-fps_mode passthrough" in joined and "-pix_fmt rgb48le" in joined and args[-1] == "pipe:"
@@ -88,12 +89,12 @@ def test_raw_frames_command_is_data():
 
 def test_part_of_a_video_from_start_for_duration(clip):
     video, _, stack = clip
-    part = list(kf.iter_frames(video, start=0.4, duration=0.2))
+    part = list(iter_frames(video, start=0.4, duration=0.2))
     assert len(part) == 5 and all(np.array_equal(a, b) for a, b in zip(part, stack[10:15]))
 
 
 def test_stopping_early_stops_ffmpeg(clip):
-    frames = kf.iter_frames(clip[0])
+    frames = iter_frames(clip[0])
     next(frames)
     frames.close()  # no hang, no error
 
@@ -391,7 +392,7 @@ def test_a_span_that_is_not_start_dash_end_is_refused(text):
 def test_statistic_of_the_frames_in_spans_is_exact(clip, method, tmp_path):
     """Only the frames whose time lies in a span feed the background (seconds from the first frame)."""
     video, frames, stack = clip
-    times = kf.frame_times(video)
+    times = frame_times(video)
     spans = [(0.0, 0.2), (0.8, float("inf"))]
     chosen = st.in_spans(times, spans)
     offset = times - times[0]

@@ -252,15 +252,17 @@ def test_written_map_is_gray_in_the_keyframes_form(deep, tmp_path):
 
 @pytest.fixture(scope="module", params=[False, True], ids=["8-bit", "16-bit"])
 def learned(request, tmp_path_factory):
-    from magicmask import keyframes as kf
+    from magicmask.media.decode import iter_frames
+    from magicmask.media.extract import extract_keyframes
+    from magicmask.media.probe import video_info
     from magicmask.sample import make_sample_video
     from magicmask.statistics import write_background
 
     folder = tmp_path_factory.mktemp("learned")
     video = make_sample_video(folder / "clip.mp4", width=64, height=48, count=20, keyint=10, deep=request.param)
-    frames = kf.extract_keyframes(video, folder / "frames")
-    info = kf.video_info(video)
-    background, limit = thresholds.median_and_map(kf.iter_frames(video, info=info), info.frames)
+    frames = extract_keyframes(video, folder / "frames")
+    info = video_info(video)
+    background, limit = thresholds.median_and_map(iter_frames(video, info=info), info.frames)
     bg = write_background(background, folder / "background.tiff", frames[0])
     limit_path = thresholds.write_threshold_map(limit, folder / thresholds.MAP_NAME, frames[0])
     return frames, bg, limit_path

@@ -12,7 +12,10 @@ from conftest import GOLDEN, leftovers
 from magicmask.check import find_convert, seed_commands
 from magicmask.engines import native, wand
 from magicmask.errors import MagicmaskError
-from magicmask.keyframes import extract_keyframes, ffmpeg_binary, iter_frames, probe, video_info
+from magicmask.media.decode import iter_frames
+from magicmask.media.extract import extract_keyframes
+from magicmask.media.ffmpeg import ffmpeg_binary
+from magicmask.media.probe import probe, video_info
 from magicmask.params import MaskParams
 from magicmask.background import lighten_background
 from magicmask.cli import app

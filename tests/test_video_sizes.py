@@ -2,12 +2,14 @@
 
 import subprocess
 
-import numpy as np
 import pytest
 
 from conftest import leftovers
 from magicmask.errors import MagicmaskError
-from magicmask.keyframes import encoded_size, ffmpeg_binary, iter_frames, probe
+from magicmask.media.decode import iter_frames
+from magicmask.media.encode import encoded_size
+from magicmask.media.ffmpeg import ffmpeg_binary
+from magicmask.media.probe import probe
 from magicmask.video import foreground_video
 
 

@@ -82,10 +82,15 @@ THREADS = True
 do Pillow's and tifffile's codecs; one process pays Numba's start-up once."""
 
 
-def _kernels():
+def kernels():
+    """The engine's Numba kernels (:mod:`magicmask.engines._native_kernels`), compiled or loaded from the cache
+    on first use; other modules' exact arithmetic on arrays (medians, threshold maps) uses them too."""
     from magicmask.engines import _native_kernels
 
     return _native_kernels
+
+
+_kernels = kernels
 
 
 class _QuietReads(logging.Filter):
@@ -480,7 +485,7 @@ def difference_threshold(background: Picture, frame: Picture, threshold: float, 
     Returns the bounding box of the pixels set."""
     k = _kernels()
     if background.samples.dtype == frame.samples.dtype == np.uint8 and background.samples.shape[2] == frame.samples.shape[2] == 3:
-        return k.difference_threshold_8bit(background.samples, frame.samples, *_intensity_tables(), threshold, out)
+        return k.difference_threshold_8bit(background.samples, frame.samples, *intensity_tables(), threshold, out)
     return k.difference_threshold(background.samples, background.scale, frame.samples, frame.scale, threshold, out)
 
 
@@ -492,7 +497,7 @@ def difference_map_threshold(background: Picture, frame: Picture, limit: np.ndar
     if limit.shape != out.shape:
         raise MagicmaskError(f"the threshold map is {limit.shape[1]}x{limit.shape[0]} but the frames are {out.shape[1]}x{out.shape[0]}", map_path, "use the map made with this video's background")
     if background.samples.dtype == frame.samples.dtype == np.uint8 and background.samples.shape[2] == frame.samples.shape[2] == 3:
-        return k.difference_map_threshold_8bit(background.samples, frame.samples, *_intensity_tables(), limit, out)
+        return k.difference_map_threshold_8bit(background.samples, frame.samples, *intensity_tables(), limit, out)
     return k.difference_map_threshold(background.samples, background.scale, frame.samples, frame.scale, limit, out)
 
 
@@ -505,7 +510,7 @@ def _first_threshold(background: Picture, frame: Picture, step: tuple[str, objec
 
 
 @functools.cache
-def _intensity_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def intensity_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_native_kernels.intensity_tables`, made once per process."""
     return _kernels().intensity_tables()
 
