@@ -43,7 +43,7 @@ _LAZY = {
     "backgrounds": ("magicmask.statistics", "make_backgrounds"),
     "display": ("magicmask.background", "keyframe_display"),
     "check": ("magicmask.check", "check"),
-    "verify": ("magicmask.record", "verify"),
+    "verify": ("magicmask.provenance.verify", "verify"),
 }
 
 

@@ -529,7 +529,9 @@ def sheet(
 def _check_record(paths, hashes_only, jobs, quiet) -> None:
     """``check FOLDER``: a folder's outputs against its magicmask.json."""
     from magicmask.errors import MagicmaskError
-    from magicmask.record import RECORD_NAME, load, verify
+    from magicmask.files import RECORD_NAME
+    from magicmask.provenance.record import load
+    from magicmask.provenance.verify import verify
 
     if len(paths) != 1 or not (paths[0].is_dir() or paths[0].name.endswith(".json")):
         raise MagicmaskError("--background is needed to check frames", hint="magicmask check t*.tiff --background t01.tiff, or magicmask check FOLDER")

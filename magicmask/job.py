@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from magicmask import record as records
+from magicmask.provenance import record as records
+from magicmask.provenance.hashing import hash_soon, versions_soon
 from magicmask.engines import get_engine
 from magicmask.errors import MagicmaskError
 from magicmask.execute import as_magicmask_error, run_tasks
@@ -190,7 +191,7 @@ class VideoJob:
         result, options = self.result, self.options
         self.started = time.perf_counter()
         check_video_path(result.video)
-        records.hash_soon(result.video)
+        hash_soon(result.video)
         if not options.force and (done := records.is_current(result.folder, result.video, options.recorded())) is not None:
             self._up_to_date(done)
             return False
@@ -482,11 +483,11 @@ def run_jobs(
                     finish(job, UP_TO_DATE)
                     continue
                 for frame_job in job.frame_jobs(lambda job=job: frame_done(job), threads=options.jobs):
-                    records.hash_soon(frame_job.frame)  # hashed for the record while the frames are made
+                    hash_soon(frame_job.frame)  # hashed for the record while the frames are made
                     owner[frame_job.frame] = job
                     job.outstanding += 1
                     yield frame_job
-                    records.versions_soon()  # for the record; started once ffmpeg is under way
+                    versions_soon()  # for the record; started once ffmpeg is under way
             except MagicmaskError as exc:
                 job.result.error = exc
             job.submitted = True
@@ -500,8 +501,8 @@ def run_jobs(
         for frame_job, rendered, error in outcomes:
             job = owner.pop(frame_job.frame)
             if error is None:  # written here, by this process, so an interruption never leaves half a file
-                records.hash_soon(write_atomic(frame_job.mask, rendered[0]))
-                records.hash_soon(write_atomic(frame_job.clean, rendered[1]))
+                hash_soon(write_atomic(frame_job.mask, rendered[0]))
+                hash_soon(write_atomic(frame_job.clean, rendered[1]))
             job.outstanding -= 1
             frame_done(job, None if error is None else as_magicmask_error(error, frame_job.frame))
             finish(job, FAILED if job.result.error and job.submitted and not job.outstanding else None)

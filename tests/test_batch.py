@@ -13,7 +13,8 @@ from magicmask.job import expand, plan, run_jobs
 from magicmask.options import Options
 from magicmask.cli import app
 from magicmask.compare import compare_files
-from magicmask.record import RECORD_NAME, verify
+from magicmask.files import RECORD_NAME
+from magicmask.provenance.verify import verify
 
 runner = CliRunner()
 

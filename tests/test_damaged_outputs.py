@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from magicmask.cli import app
 from magicmask.compare import compare_files
-from magicmask.record import verify
+from magicmask.provenance.verify import verify
 
 runner = CliRunner()
 

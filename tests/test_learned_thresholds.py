@@ -13,7 +13,8 @@ from conftest import GOLDEN, visible
 from magicmask.cli import app
 from magicmask.errors import MagicmaskError
 from magicmask.files import RECORD_NAME
-from magicmask.record import load, verify
+from magicmask.provenance.record import load
+from magicmask.provenance.verify import verify
 
 runner = CliRunner()
 CDNET = Path(__file__).resolve().parent.parent / "bench" / "data" / "cdnet"

@@ -15,7 +15,8 @@ from conftest import GOLDEN, leftovers, visible
 from magicmask.cli import app
 from magicmask.errors import MagicmaskError
 from magicmask.files import RECORD_NAME
-from magicmask.record import load, verify
+from magicmask.provenance.record import load
+from magicmask.provenance.verify import verify
 from magicmask.sheet import sheet_frames
 
 runner = CliRunner()

@@ -1,34 +1,27 @@
 """The record of a run: ``magicmask.json`` beside the outputs, to cite and to re-verify later.
 
-It holds the versions (magicmask, ImageMagick, ffmpeg, the engine), the exact options, the video
-(path, size, sha256), the seed-equivalent commands that make the folder (run inside it), and the size
-and sha256 of every output. :func:`verify` checks a folder against its record: the hashes, and the
-literal commands run again (ffmpeg and the real ``convert``) with every output compared exactly.
+It holds the versions (magicmask, ImageMagick, ffmpeg, the engine), the exact options, the video (path,
+size, sha256), each keyframe's background and first threshold, the commands of the blog's recipe that make
+the folder (run inside it), and every output with its size, sha256 and what made it. A folder belongs to
+one video: :func:`claim` marks it before a run writes, :func:`folder_owner` reads the mark. Verifying a
+folder against its record is :mod:`magicmask.provenance.verify`.
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
-import platform
 import re
 import shlex
-import shutil
-import subprocess
-import tempfile
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from magicmask import __version__
 from magicmask.errors import MagicmaskError
-from magicmask.execute import resolve_jobs
-from magicmask.files import BACKGROUND_NAME, BACKGROUND_SUFFIX, DISPLAY_NAME, MAP_NAME, RECORD_NAME, TEMP_PREFIX, check_tiff, output_paths, write_atomic
+from magicmask.files import BACKGROUND_NAME, BACKGROUND_SUFFIX, DISPLAY_NAME, MAP_NAME, RECORD_NAME, TEMP_PREFIX, output_paths, write_atomic
 from magicmask.params import MaskParams
+from magicmask.provenance.hashing import sha256, tool_versions
 
 FORMAT = "magicmask-record/1"
 OWNER_NAME = TEMP_PREFIX + "video.json"
@@ -36,55 +29,6 @@ OWNER_NAME = TEMP_PREFIX + "video.json"
 _KEYFRAME_NAME = re.compile(r"t\d{2,}\.tiff")
 _OUTPUT_NAME = re.compile(r"t\d{2,}(?:\.tiff|-mask\.tiff|-clean\.jpg|-background\.tiff|-threshold\.tiff)")
 _OUTPUT_NAMES = (BACKGROUND_NAME, MAP_NAME, DISPLAY_NAME, "sheet.jpg", RECORD_NAME)
-
-
-def sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file, in hex (from :func:`hash_soon`'s work when the file has not changed since)."""
-    key = os.path.abspath(path)
-    with _LOCK:
-        known = _DIGESTS.get(key)
-    if known is not None:
-        identity, digest = known
-        try:
-            if isinstance(digest, Future):
-                digest = digest.result()
-            if identity == _identity(os.stat(key)):
-                return digest
-        except OSError:  # gone or replaced since: hashed again below (or the error said there)
-            pass
-    return _digest(key)
-
-
-def hash_soon(path: str | os.PathLike) -> None:
-    """Start hashing a finished output in a background thread, so that :func:`sha256` (and the record
-    written at the end of a run) need not read it again. hashlib releases the GIL while it works."""
-    key = os.path.abspath(path)
-    try:
-        identity = _identity(os.stat(key))
-    except OSError:
-        return
-    with _LOCK:
-        if key in _DIGESTS and _DIGESTS[key][0] == identity:
-            return
-        _DIGESTS[key] = (identity, _HASHER.submit(_digest, key))
-
-
-_LOCK = threading.Lock()
-_DIGESTS: dict[str, tuple[tuple[int, int, int], str | Future]] = {}
-_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magicmask-hash")
-
-
-def _identity(stat: os.stat_result) -> tuple[int, int, int]:
-    """What says a file is the one hashed: a new file (an atomic rename) has a new inode."""
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns
-
-
-def _digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def shell_line(command: list[str]) -> str:
@@ -172,7 +116,7 @@ def recipe(
     return Recipe(extract, made, frames, shown)
 
 
-def _fold_of(options: dict) -> str | None:
+def fold_of(options: dict) -> str | None:
     """The fold a ``convert`` command makes ``background.tiff`` with, for these recorded options (else None)."""
     from magicmask.options import METHODS
 
@@ -231,32 +175,6 @@ def _description(options: dict, name: str) -> str:
     if name.endswith("threshold.tiff"):
         what = what.replace(f"magicmask: {options['background']} of", "magicmask: threshold map (--threshold adaptive) learned with the median of")
     return what + " (no convert command: checked by hash, the input of the convert lines)"
-def tool_versions() -> dict:
-    """The versions a record names: magicmask, ImageMagick (MagickWand), ffmpeg, Python (found once
-    per process; :func:`versions_soon` starts the search in the background)."""
-    versions_soon()
-    return dict(_VERSIONS[0].result())
-
-
-def versions_soon() -> None:
-    """Start finding :func:`tool_versions` in the background thread that hashes outputs."""
-    with _LOCK:
-        if not _VERSIONS:
-            _VERSIONS.append(_HASHER.submit(_tool_versions))
-
-
-_VERSIONS: list[Future] = []
-
-
-def _tool_versions() -> dict:
-    from magicmask.engines import wand
-    from magicmask.media.ffmpeg import version as ffmpeg_version
-
-    try:
-        imagemagick = wand.version()
-    except MagicmaskError:
-        imagemagick = "not installed"
-    return {"magicmask": __version__, "imagemagick": imagemagick, "ffmpeg": ffmpeg_version(), "python": platform.python_version()}
 
 
 def build(
@@ -286,7 +204,7 @@ def build(
     if options.threshold_mode is None:
         learned = {}
     chains = chains_of({"options": recorded, "keyframes": names, **({"thresholds": learned} if learned else {})})
-    made = recipe(video, names, mapped, chains, pix_fmt, _fold_of(recorded), DISPLAY_NAME in {Path(p).name for p in extra})
+    made = recipe(video, names, mapped, chains, pix_fmt, fold_of(recorded), DISPLAY_NAME in {Path(p).name for p in extra})
     makers = made.makers()
     extract = made.lines()[0]
     outputs: dict[str, str] = {name: extract for name in names}
@@ -477,221 +395,3 @@ def claim(folder: str | os.PathLike, video: str | os.PathLike, force: bool = Fal
         raise MagicmaskError(f"cannot replace the record: {exc.strerror}", folder / RECORD_NAME, "check the folder's permissions") from None
     stat = Path(video).stat()
     write_atomic(folder / OWNER_NAME, json.dumps({"video": mine, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}).encode())
-
-
-# --------------------------------------------------------------------------------------------------
-# verification
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One file of a record, checked: its hash against the record, and the re-run command's output against it."""
-
-    name: str
-    hash: str  # matches | differs | missing
-    rerun: str  # identical | differs | failed | not re-run
-    note: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.hash == "matches" and self.rerun in ("identical", "not re-run")
-
-
-def verify(path: str | os.PathLike, rerun: bool = True, jobs: int | None = None, progress: Callable[[str], None] | None = None) -> list[Verdict]:
-    """Check a folder against its ``magicmask.json``.
-
-    Every recorded output's SHA-256 is compared with the record. With ``rerun``, the commands run again
-    in a temporary folder: ffmpeg's keyframe command on the recorded video (when it is still there)
-    compared with the folder's keyframes, then the real ``convert`` lines (each keyframe against its own
-    background; files that no command makes, such as a median background, are checked by hash and are
-    the inputs), each output compared exactly (pixels, depth, channels; JPEG bytes) with the folder's.
-    The commands run are rebuilt from the recorded options and backgrounds (a row named ``commands`` says
-    when the record's command text differs), never taken from the file as they stand.
-
-    Parameters
-    ----------
-    path : path
-        The folder, or its ``magicmask.json``.
-    rerun : bool
-        Run the commands again (else hashes only).
-    jobs : int, optional
-        ``convert`` processes at once; every core by default.
-    progress : callable, optional
-        Called with each file name once it is checked.
-
-    Returns
-    -------
-    list of Verdict
-        One per recorded output (and one named ``commands`` when the recorded command text differs).
-        ``rerun`` says ``identical``, ``differs``, ``failed``, or ``not re-run`` with the reason in ``note``.
-    """
-    from magicmask.check import find_convert
-    from magicmask.compare import compare_files
-
-    folder, record = load(path)
-    outputs = record["outputs"]
-    reported: set[str] = set()
-
-    def report(name: str) -> None:
-        if progress is not None and name in outputs and name not in reported:
-            reported.add(name)
-            progress(name)
-
-    hashes = {}
-    for name, facts in outputs.items():
-        file = folder / name
-        if not file.is_file():
-            hashes[name] = ("missing", "not in the folder")
-        elif sha256(file) != facts.get("sha256"):
-            hashes[name] = ("differs", f"sha256 differs from the record ({file.stat().st_size} bytes, recorded {facts.get('size')})")
-        else:
-            hashes[name] = ("matches", "")
-    verdicts: dict[str, Verdict] = {name: Verdict(name, status, "not re-run", note) for name, (status, note) in hashes.items()}
-    extra: list[Verdict] = []
-    if rerun:
-        options = record["options"]
-        try:
-            chains = chains_of(record)
-        except (KeyError, TypeError, AttributeError):
-            raise MagicmaskError("the record's options are incomplete", folder / RECORD_NAME, "restore magicmask.json") from None
-        convert = find_convert()
-        keyframes = record["keyframes"]
-        video = record["video"]["path"]
-        pix_fmt = record["video"].get("keyframe_pix_fmt", "rgb24")
-        mapped = backgrounds_of(record)
-        ours = recipe(video, keyframes, mapped, chains, pix_fmt, _fold_of(options), DISPLAY_NAME in outputs)
-        if ours.lines() != record.get("commands"):
-            extra.append(Verdict("commands", "differs", "not re-run", "the record's command text differs from its options; magicmask's own commands were run"))
-        with tempfile.TemporaryDirectory(prefix="magicmask-verify-") as work:
-            work = Path(work)
-            reruns = _rerun_keyframes(ours, video, record, folder, work / "ffmpeg", compare_files)
-            for name in reruns:
-                report(name)
-            reruns.update(_rerun_convert(ours, keyframes, mapped, record, folder, work / "convert", convert, jobs, compare_files, report))
-        for name, (status, note) in reruns.items():
-            if name in verdicts:
-                old = verdicts[name]
-                verdicts[name] = Verdict(name, old.hash, status, "; ".join(filter(None, (old.note, note))))
-        for name, old in verdicts.items():
-            if name not in reruns:
-                verdicts[name] = Verdict(name, old.hash, old.rerun, old.note or "made by no command: checked by hash")
-    for name in outputs:
-        report(name)
-    return extra + list(verdicts.values())
-
-
-def _rerun_result(compared, counted: str) -> tuple[str, str]:
-    """A re-run's verdict and note from a :class:`~magicmask.compare.Comparison`: ``counted`` says how many
-    pixels differ; a file that cannot be decoded is ``differs`` (the folder's) or ``failed`` (the re-run's)."""
-    if compared.identical:
-        return "identical", ""
-    if not compared.readable:
-        return ("differs" if compared.note.startswith("cannot read:") else "failed"), compared.note
-    return "differs", ", ".join(filter(None, (counted, compared.note)))
-
-
-def _rerun_keyframes(ours: Recipe, video: str, record: dict, folder: Path, work: Path, compare_files) -> dict:
-    from magicmask.media.ffmpeg import run as _run
-
-    names = record["keyframes"]
-    if not Path(video).is_file():
-        return {name: ("not re-run", "the video is gone; keyframes checked by hash only") for name in names}
-    if sha256(video) != record["video"].get("sha256"):
-        return {name: ("not re-run", "the video has changed since the record; keyframes checked by hash only") for name in names}
-    work.mkdir(parents=True)
-    _run(ours.keyframes, video, "extract keyframes", cwd=work)
-    results = {}
-    for name in names:
-        if not (folder / name).is_file():
-            continue
-        compared = compare_files(folder / name, work / name)
-        results[name] = _rerun_result(compared, f"ffmpeg now: {compared.differing_pixels} pixels differ")
-    made = sorted(p.name for p in work.glob("t*.tiff"))
-    if made != sorted(names):
-        for name in names:
-            results.setdefault(name, ("differs", f"ffmpeg now writes {len(made)} keyframes, the record {len(names)}"))
-    return results
-
-
-def _rerun_convert(ours: Recipe, keyframes: list[str], mapped: dict[str, str], record: dict, folder: Path, work: Path, convert: str, jobs, compare_files, progress) -> dict:
-    """The recipe's ``convert`` lines run again in ``work`` on copies of the folder's inputs: its keyframes,
-    and the backgrounds that no command makes (checked by hash first)."""
-    results: dict[str, tuple[str, str]] = {}
-    outputs = record["outputs"]
-    work.mkdir(parents=True)
-    for name in keyframes:  # the folder's keyframes are the inputs; convert chooses a decoder by content
-        source = folder / name
-        try:
-            check_tiff(source)
-        except MagicmaskError as exc:
-            results[name] = ("failed", exc.message)
-            return results
-        shutil.copyfile(source, work / name)
-    made = ours.makers()
-    custom = record.get("inputs", {}).get("background", {})
-    maps = [value for value in thresholds_of(record).values() if value.endswith(".tiff")]
-    for name in dict.fromkeys([*mapped.values(), *maps]):
-        if name in made or name in keyframes:
-            continue
-        if Path(name).is_absolute():  # the TIFF given as background, outside the folder
-            if not Path(name).is_file() or sha256(name) != custom.get("sha256"):
-                return {output: ("not re-run", "the background TIFF is gone or changed; checked by hash only") for output in outputs}
-            check_tiff(name, "background")
-            continue
-        try:
-            check_tiff(folder / name, "threshold map" if name in maps else "background")
-        except MagicmaskError as exc:
-            return {name: ("failed", exc.message)}
-        if sha256(folder / name) != outputs.get(name, {}).get("sha256"):
-            results[name] = ("not re-run", "differs from the record, so the masks made from it were not re-made")
-            continue
-        shutil.copyfile(folder / name, work / name)
-        results[name] = ("not re-run", "made by magicmask's statistics, no command: checked by hash, then the input of the convert lines")
-    unusable = {name for name, (status, _) in results.items() if status == "not re-run" and "differs" in results[name][1]}
-    env = dict(os.environ)
-    threads = resolve_jobs(jobs)
-    if threads > 1:
-        env["MAGICK_THREAD_LIMIT"] = "1"  # results do not depend on it; processes share the cores instead
-
-    def run(command: list[str]) -> str | None:
-        args = [convert, *command[1:]]
-        done = subprocess.run(args, cwd=work, capture_output=True, text=True, env=env)
-        if done.returncode != 0:
-            lines = done.stderr.strip().splitlines()
-            return f"convert failed: {lines[-1] if lines else done.returncode}"
-        return None
-
-    def compare(name: str, failure: str | None) -> None:
-        if failure is not None:
-            results[name] = ("failed", failure)
-        elif not (folder / name).is_file():
-            results[name] = ("not re-run", "")
-        else:
-            compared = compare_files(folder / name, work / name)
-            results[name] = _rerun_result(compared, f"convert: {compared.differing_pixels} of {compared.total_pixels} pixels differ")
-        if progress is not None:
-            progress(name)
-
-    if ours.background is not None:
-        compare(BACKGROUND_NAME, run(ours.background))
-        if results[BACKGROUND_NAME][0] == "failed":
-            return results
-
-    def frame(pair):
-        first, second = pair
-        if set(first) & unusable:
-            return first[-1], None, second[-1], None
-        failure = run(first)
-        return first[-1], failure, second[-1], failure or run(second)
-
-    with ThreadPoolExecutor(threads) as pool:
-        for (first, _), (mask, mask_failure, clean, clean_failure) in zip(ours.frames, pool.map(frame, ours.frames)):
-            if set(first) & unusable:
-                for name in (mask, clean):
-                    results[name] = ("not re-run", f"its input {sorted(set(first) & unusable)[0]} differs from the record")
-                continue
-            compare(mask, mask_failure)
-            compare(clean, clean_failure)
-    if ours.display is not None:
-        compare(DISPLAY_NAME, run(ours.display))
-    return results
