@@ -22,6 +22,7 @@ points ``MAGICK_CONFIGURE_PATH`` at it; library users of the wand engine may do 
 
 __all__ = [
     "MagicmaskError",
+    "MaskParams",
     "Options",
     "RunResult",
     "__version__",
@@ -36,6 +37,7 @@ __all__ = [
 
 _LAZY = {
     "Options": ("magicmask.options", "Options"),
+    "MaskParams": ("magicmask.params", "MaskParams"),
     "RunResult": ("magicmask.job", "RunResult"),
     "run": ("magicmask.job", "run"),
     "run_many": ("magicmask.job", "run_many"),

@@ -192,7 +192,7 @@ def main_callback(
 @_friendly
 def keyframes(
     video: Annotated[Path, typer.Argument(help="The video file.", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder for t01.tiff, t02.tiff, ... [default: a folder named after the video]")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder for t01.tiff, t02.tiff, ... \\[default: a folder named after the video]")] = None,
     quiet: Quiet = False,
 ):
     """Extract the keyframes as RGB TIFFs (ffmpeg -skip_frame nokey ... t%02d.tiff)."""
@@ -208,8 +208,8 @@ def keyframes(
 @_friendly
 def background(
     frames: Frames,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The background file [default: background.tiff beside the frames]")] = None,
-    method: Annotated[str, typer.Option("--method", help="lighten (the seed's, on a black canvas), darken (on white), mean or median.")] = "lighten",
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The background file \\[default: background.tiff beside the frames]")] = None,
+    method: Annotated[str, typer.Option("--method", help="lighten (the blog's, on a black canvas), darken (on white), mean or median.")] = "lighten",
     samples: Annotated[int, typer.Option("--samples", help="The most frames a median holds (evenly sampled).")] = 100,
     engine: Engine = "native",
     jobs: Jobs = 0,
@@ -243,7 +243,7 @@ def background(
 def masks(
     frames: Frames,
     background_file: Annotated[Path, typer.Option("--background", "-b", help="The background TIFF (e.g. t01.tiff or background.tiff).", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder for NAME-mask.tiff and NAME-clean.jpg [default: beside each frame]")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder for NAME-mask.tiff and NAME-clean.jpg \\[default: beside each frame]")] = None,
     threshold: Threshold = "5%",
     blur: Blur = "0x3",
     threshold2: Threshold2 = "20%",
@@ -378,6 +378,11 @@ def _run_videos(videos, output, options, quiet: bool) -> None:
         made = "up to date: " if item.status == "up to date" else ""
         background = item.background if item.background is not None else "one per keyframe (tNN-background.tiff)"
         out.print(f"{made}{plural(len(item.keyframes), 'keyframe')}, background {background}, {plural(done, 'mask')} and clean images in {item.folder}", soft_wrap=True)
+        learned = sorted(set(item.thresholds.values()))
+        if options.threshold_mode == "auto" and learned:
+            out.print(f"--threshold auto: -threshold {', '.join(learned)}" + (" (the blog's 5%: the video's noise is below it)" if learned == ["5%"] else ""), soft_wrap=True)
+        elif options.threshold_mode == "adaptive" and learned:
+            out.print(f"--threshold adaptive: {plural(len(learned), 'threshold map')} ({', '.join(Path(name).name for name in learned[:3])}{' ...' if len(learned) > 3 else ''})", soft_wrap=True)
         if item.record is not None:
             extras = [f"sheet {item.sheet}"] if item.sheet else []
             extras += [f"display {item.display}"] if item.display else []
@@ -402,7 +407,7 @@ def _run_videos(videos, output, options, quiet: bool) -> None:
 @_friendly
 def display(
     frames: Frames,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The display image [default: keyframes.jpg beside the frames]")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The display image \\[default: keyframes.jpg beside the frames]")] = None,
     engine: Engine = "native",
     jobs: Jobs = 0,
     quiet: Quiet = False,
@@ -430,6 +435,7 @@ def check(
     blur: Blur = "0x3",
     threshold2: Threshold2 = "20%",
     blur2: Blur2 = "0x3",
+    threshold_map: Annotated[Optional[Path], typer.Option("--threshold-map", help="A threshold map (threshold.tiff) in place of the first threshold.", show_default=False)] = None,
     engine: Annotated[str, typer.Option("--engine", help="The engine to check: native, wand, or all.")] = "all",
     jobs: Jobs = 0,
     hashes_only: Annotated[bool, typer.Option("--hashes-only", help="With a folder: compare sha256 with its record, run no command.")] = False,
@@ -442,11 +448,21 @@ def check(
     """
     if background_file is None:
         return _check_record(frames, hashes_only, jobs, quiet)
+    from magicmask.options import THRESHOLD_MODES
+
+    if threshold in THRESHOLD_MODES:
+        raise MagicmaskError(f"check compares given thresholds, not --threshold {threshold}", hint="give the value or --threshold-map a run learned (its magicmask.json has them), or check the run's FOLDER")
     from magicmask.check import check as run_check
     from magicmask.engines import ENGINES
     from magicmask.files import select_frames
 
     params = _params(threshold, blur, threshold2, blur2)
+    if threshold_map is not None:
+        from dataclasses import replace
+
+        from magicmask.files import check_tiff
+
+        params = replace(params, threshold_map=str(check_tiff(threshold_map, "threshold map")))
     chosen = select_frames(frames)
     engines = ENGINES if engine == "all" else (engine,)
     with _progress(quiet) as update:
@@ -506,6 +522,9 @@ def video_command(
     audio = ", audio copied" if result.audio else ""
     learned = f", --threshold {options.threshold}: {result.threshold if result.threshold.startswith('a ') else '-threshold ' + result.threshold}" if result.threshold else ""
     out.print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps){audio}{learned}: {written}", soft_wrap=True)
+    if result.size != result.source_size:
+        (w, h), (pw, ph) = result.source_size, result.size
+        out.print(f"note: {w}x{h} frames are padded to {pw}x{ph} with black (H.264 4:2:0 needs an even width and height; --lossless keeps the size)", soft_wrap=True)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {escape(str(video))}: {escape(warning)}", markup=True, soft_wrap=True)
 
@@ -514,7 +533,7 @@ def video_command(
 @_friendly
 def sheet(
     folder: Annotated[Path, typer.Argument(help="A folder magicmask run wrote (keyframes, masks, clean images).", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The sheet (.jpg or .png) [default: FOLDER/sheet.jpg]")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The sheet (.jpg or .png) \\[default: FOLDER/sheet.jpg]")] = None,
     width: Annotated[int, typer.Option("--width", help="Width of each thumbnail in pixels.")] = 240,
     quiet: Quiet = False,
 ):

@@ -313,7 +313,7 @@ class VideoJob:
         made.add(records.RECORD_NAME)
         self._check_lock()
         records.remove_outputs(result.folder, keep=made)
-        result.warnings += background_warnings(result)
+        result.warnings += background_warnings(result, options)
         extra = []
         if options.display:
             result.display = keyframe_display(frames, result.folder / DISPLAY_NAME, engine=options.engine, jobs=1)
@@ -348,11 +348,25 @@ UNIFORM = 0.98
 NEAR = 2 / 255
 MOST = 0.5
 """Masks "cover most of the frame" above this share, on more than this share of the keyframes looked at."""
-LOOKED_AT = 12
+LOOKED_AT = 8
 """Masks looked at for :func:`background_warnings` (evenly spread over the keyframes)."""
 
 
-def background_warnings(result: RunResult) -> list[str]:
+def _tips(options: Options | None) -> str:
+    """The options a run did not use that may make its background work."""
+    tips = []
+    if options is None or not (options.background == "median" and options.source == "video"):
+        tips.append("--background median --from video")
+    if options is None or not options.window:
+        tips.append("--window 4")
+    if options is None or options.threshold != "adaptive":
+        tips.append("--threshold adaptive")
+    if not tips:
+        return "a moving camera or cuts are beyond a background: cut the video where the camera moves, or use --span"
+    return "try " + ", ".join(tips[:-1]) + (" or " if len(tips) > 1 else "") + tips[-1]
+
+
+def background_warnings(result: RunResult, options: Options | None = None) -> list[str]:
     """One line for each sign that the background cannot work for this video, suggesting what may.
 
     - a nearly uniform background (e.g. the first keyframe of a black leader): everything that is not
@@ -368,15 +382,13 @@ def background_warnings(result: RunResult) -> list[str]:
     warnings = []
     try:
         for background in dict.fromkeys(result.backgrounds.values()):
-            samples = read_picture(background, "background").samples
+            samples = read_picture(background, "background").samples[::4, ::4]  # every 16th pixel: enough to see uniformity
             top = 255 if samples.dtype == np.uint8 else 65535
-            centre = np.median(samples.reshape(-1, samples.shape[2])[:: max(1, samples.size // 300000)], axis=0)
+            centre = np.median(samples.reshape(-1, samples.shape[2]), axis=0)
             near = np.all(np.abs(samples.astype(np.float32) - centre) <= NEAR * top, axis=2)
             if near.mean() >= UNIFORM:
-                warnings.append(
-                    f"the background {background.name} is nearly uniform (a black or blank leader?): most of every keyframe will be foreground; "
-                    "try --background median --from video, or --threshold adaptive"
-                )
+                tip = "try --background median --from video" if options is None or options.background == "first" else "leave the blank part out with --span"
+                warnings.append(f"the background {background.name} is nearly uniform (a black or blank leader?): most of every keyframe will be foreground; {tip}")
                 break
         masks = [mask for mask, _ in result.outputs]
         looked = masks[:: max(1, -(-len(masks) // LOOKED_AT))]
@@ -386,10 +398,7 @@ def background_warnings(result: RunResult) -> list[str]:
             half = 128 if samples.dtype == np.uint8 else 32768
             covered += np.count_nonzero(samples[..., 0] >= half) > MOST * samples[..., 0].size
         if looked and covered > MOST * len(looked):
-            warnings.append(
-                f"masks cover most of the frame on {covered} of the {len(looked)} keyframes looked at (a moving camera, cuts, a changing light?): "
-                "try --background median --from video --window 4, or --threshold adaptive"
-            )
+            warnings.append(f"masks cover most of the frame on {covered} of the {len(looked)} keyframes looked at (a moving camera, cuts, a changing light?): {_tips(options)}")
     except MagicmaskError:
         pass
     return warnings
@@ -514,11 +523,12 @@ def run_jobs(
 
 
 def _on_cluster(frame_jobs: Iterator[FrameJob], options: Options):
-    """:func:`magicmask.cluster.render_frames` for each video's run of jobs (it holds one background at a time)."""
+    """:func:`magicmask.cluster.render_frames` for each run of jobs with one background and one chain (it holds
+    one background at a time; with --window each keyframe has its own)."""
     from magicmask.cluster import render_frames
 
-    for background, group in itertools.groupby(frame_jobs, key=lambda job: job.background):
-        yield from render_frames(group, background, options.params, options.engine, options.scheduler)
+    for (background, params), group in itertools.groupby(frame_jobs, key=lambda job: (job.background, job.params)):
+        yield from render_frames(group, background, params, options.engine, options.scheduler)
 
 
 def _warm_up(module) -> None:

@@ -182,6 +182,8 @@ class Options:
                 raise MagicmaskError("--span picks parts of the video", hint="add --from video")
             if self.window:
                 raise MagicmaskError("--span and --window both choose the frames of a background", hint="use one of them")
+        if self.threshold == "adaptive" and self.scheduler is not None:
+            raise MagicmaskError("--threshold adaptive runs on this machine only: Dask workers never open your files, and the map is one", hint="drop --backend dask, or use --threshold auto")
         if self.threshold == "adaptive" and self.background != "median":
             raise MagicmaskError(f"--threshold adaptive learns its map with a median background, not {what}", hint="add --background median (with --from video for every frame)")
 

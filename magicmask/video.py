@@ -55,6 +55,10 @@ class VideoResult:
     """What ffmpeg reported about damage in the video while decoding it."""
     threshold: str | None = None
     """The first threshold learned (``--threshold auto``: its value; ``adaptive``: a map), else None."""
+    size: tuple[int, int] = (0, 0)
+    """The frames' size: the video's, or one more column or row where H.264 4:2:0 needs an even size."""
+    source_size: tuple[int, int] = (0, 0)
+    """The video's own frame size."""
 
     @property
     def fps(self) -> float:
@@ -332,7 +336,10 @@ def foreground_video(
             raise
     if count == 0:
         raise MagicmaskError("ffmpeg decoded no frame", video, "check that the video decodes (ffplay)")
-    return VideoResult(output, masks, count, time.perf_counter() - started, audio, list(dict.fromkeys(warnings)), learned)
+    from magicmask.media.encode import encoded_size
+
+    size = encoded_size(info.width, info.height, lossless)
+    return VideoResult(output, masks, count, time.perf_counter() - started, audio, list(dict.fromkeys(warnings)), learned, size, (info.width, info.height))
 
 
 def _stream(video, pix_fmt, info, picture, params, threads, writers, warnings=None) -> int:

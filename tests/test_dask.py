@@ -86,6 +86,16 @@ def test_run_on_a_cluster_from_the_command_line_matches_the_seed(client, video, 
             assert compare_files(tmp_path / "dask" / name, GOLDEN / video / "lighten" / name).identical, name
 
 
+@pytest.mark.parametrize("options", [["-b", "median", "--from", "video", "--window", "0.8"], ["-b", "median", "--threshold", "auto"]])
+def test_a_background_or_threshold_per_keyframe_on_a_cluster_matches_a_local_run(client, options, tmp_path):
+    address = client.scheduler.address
+    result = CliRunner().invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "dask"), *options, "--backend", "dask", "--scheduler", address, "-q"])
+    assert result.exit_code == 0, result.output
+    local = CliRunner().invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "local"), *options, "-j", "1", "-q"])
+    assert local.exit_code == 0, local.output
+    assert written(tmp_path / "dask") == written(tmp_path / "local")
+
+
 def test_a_worker_killed_mid_run_loses_no_frame(client, frames, tmp_path):
     mask_frames(frames, frames[0], tmp_path / "local", engine="wand", jobs=1)
     killed = []

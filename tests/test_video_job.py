@@ -333,3 +333,34 @@ def test_run_many_is_the_batch_and_run_its_single_case(tmp_path):
     with pytest.raises(MagicmaskError, match="unknown option 'thresold'"):
         magicmask.run(GOLDEN / "walk.mp4", tmp_path / "x", thresold="8%")
     assert json.loads((tmp_path / "walk" / RECORD_NAME).read_text())["options"]["sheet"] is False
+
+
+def test_help_texts_show_their_defaults_and_speak_of_the_blog():
+    for command, text in [("keyframes", "[default: a folder named after the video]"), ("masks", "[default: beside each frame]"), ("background", "lighten (the blog's")]:
+        result = invoke(command, "--help")
+        assert result.exit_code == 0 and text in " ".join(result.output.replace("│", " ").split()), (command, result.output)
+    for command in ("run", "masks", "video", "background", "check", "demo", "keyframes", "display", "sheet"):
+        assert "seed" not in invoke(command, "--help").output.lower(), command
+
+
+def test_learned_thresholds_are_said_and_refused_where_they_cannot_work(tmp_path):
+    result = invoke("run", GOLDEN / "walk.mp4", "-o", tmp_path / "out", "-b", "median", "--from", "video", "--threshold", "auto", "-q")
+    assert result.exit_code == 0 and "--threshold auto: -threshold " in result.output
+    adaptive = invoke("run", GOLDEN / "walk.mp4", "-o", tmp_path / "a", "-b", "median", "--threshold", "adaptive", "-q")
+    assert adaptive.exit_code == 0 and "--threshold adaptive: 1 threshold map (threshold.tiff)" in adaptive.output
+    frames = sorted((tmp_path / "out").glob("t0?.tiff"))
+    checked = invoke("check", *frames, "-b", tmp_path / "out" / "background.tiff", "--threshold", "auto")
+    assert checked.exit_code == 1 and "check compares given thresholds, not --threshold auto" in checked.output
+    mapped = invoke("check", frames[1], "-b", tmp_path / "a" / "background.tiff", "--threshold-map", tmp_path / "a" / "threshold.tiff", "-q")
+    assert mapped.exit_code == 0 and "identical to convert's" in mapped.output, mapped.output
+    with pytest.raises(MagicmaskError, match="--threshold adaptive runs on this machine only"):
+        magicmask.Options(background="median", threshold="adaptive", scheduler="tcp://127.0.0.1:8786")
+
+
+def test_video_of_an_odd_size_says_it_pads(tmp_path):
+    clip = tmp_path / "odd.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25:d=0.4", "-vf", "scale=97:73", "-c:v", "libx264", "-pix_fmt", "yuv444p", str(clip)], check=True)
+    result = invoke("video", clip, "-o", tmp_path / "clean.mp4", "-q")
+    assert result.exit_code == 0 and "note: 97x73 frames are padded to 98x74 with black" in result.output, result.output
+    lossless = invoke("video", clip, "-o", tmp_path / "clean.mkv", "--lossless", "-q")
+    assert lossless.exit_code == 0 and "padded" not in lossless.output
