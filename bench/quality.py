@@ -188,6 +188,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=None, help="worker processes for the masks (all cores by default)")
     parser.add_argument("--fresh", action="store_true", help="regenerate the videos")
     parser.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES, help="the engine running the mask chain")
+    parser.add_argument("--real", action="store_true", help="then the real-footage rows: bench/quality_real.py on the CDnet clips (quality_real.md, .png)")
     args = parser.parse_args(argv)
     width, height = map(int, args.size.lower().split("x"))
     methods = args.methods.split(",")
@@ -236,6 +237,10 @@ total {elapsed:.0f} s:
 """
     (HERE / "quality.md").write_text(report)
     print(f"wrote {HERE / 'quality.md'} and {png}")
+    if args.real:  # real footage with hand-labelled ground truth, scored by CDnet's rule
+        import quality_real
+
+        quality_real.main([])
     return 0
 
 
