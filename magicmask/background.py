@@ -13,7 +13,7 @@ from magicmask.errors import MagicmaskError
 from magicmask.execute import as_magicmask_error, resolve_jobs, run_tasks
 from magicmask.files import select_frames, write_atomic
 
-METHODS = {"lighten": "black", "darken": "white"}  # -compose OP: the -background colour the seed uses
+METHODS = {"lighten": "black", "darken": "white"}  # -compose OP: the -background colour the blog uses
 
 
 def flatten(
@@ -44,7 +44,7 @@ def flatten(
     compose : {'lighten', 'darken'}
         Per-channel maximum or minimum.
     background : str, optional
-        The ``-background`` colour; ``black`` for lighten and ``white`` for darken, as in the seed.
+        The ``-background`` colour; ``black`` for lighten and ``white`` for darken, as in the blog.
     progress : callable, optional
         Called with each frame once it is folded in.
     engine : str
@@ -117,7 +117,7 @@ def _fold_in_parallel(fold, frames: list[Path], engine: str, colour: str, jobs: 
 
 
 def lighten_background(frames, output="background.tiff", progress=None, engine: str = DEFAULT_ENGINE, jobs: int | None = None, *, scheduler=None) -> Path:
-    """The seed's adaptive background: the per-pixel lightest value over all frames.
+    """The blog's adaptive background: the per-pixel lightest value over all frames.
 
     Reproduces::
 

@@ -1,4 +1,4 @@
-"""The regression check: run the seed's literal ``convert`` commands and compare with magicmask."""
+"""The regression check: run the blog's literal ``convert`` commands and compare with magicmask."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def find_convert() -> str:
 
 
 def seed_commands(convert: str, background, frame, mask, clean, params: MaskParams = MaskParams()) -> list[list[str]]:
-    """The seed's two ``convert`` lines for one frame, as argument lists."""
+    """The blog's two ``convert`` lines for one frame, as argument lists."""
     return [
         [convert, os.fspath(background), os.fspath(frame), "-compose", "difference", "-composite", *params.convert_options(), os.fspath(mask)],
         [convert, os.fspath(frame), os.fspath(mask), "-compose", "multiply", "-flatten", os.fspath(clean)],
@@ -52,7 +52,7 @@ def seed_commands(convert: str, background, frame, mask, clean, params: MaskPara
 
 
 def run_seed_loop(frames: Iterable, background, out_dir, params: MaskParams = MaskParams(), convert: str | None = None) -> list[tuple[Path, Path]]:
-    """Run the seed's loop with the real ``convert`` into ``out_dir``; return the outputs per frame."""
+    """Run the blog's loop with the real ``convert`` into ``out_dir``; return the outputs per frame."""
     convert = convert or find_convert()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     outputs = []

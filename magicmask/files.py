@@ -97,7 +97,7 @@ def select_frames(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def frame_name(frame: str | os.PathLike) -> str:
-    """NAME of a frame: its file name without the last extension, as the seed's ``cut -d'.' -f1`` meant."""
+    """NAME of a frame: its file name without the last extension, as the blog's ``cut -d'.' -f1`` meant."""
     path = Path(frame)
     return path.name.rsplit(".", 1)[0] if "." in path.name[1:] else path.name
 

@@ -1,4 +1,4 @@
-"""The seed's loop body: for every frame, ``NAME-mask.tiff`` and ``NAME-clean.jpg``.
+"""The blog's loop body: for every frame, ``NAME-mask.tiff`` and ``NAME-clean.jpg``.
 
 ::
 
@@ -169,7 +169,7 @@ def mask_frames(
     *,
     scheduler=None,
 ) -> list[tuple[Path, Path]]:
-    """The seed's loop over frames: ``NAME-mask.tiff`` and ``NAME-clean.jpg`` for every frame, on every core.
+    """The blog's loop over frames: ``NAME-mask.tiff`` and ``NAME-clean.jpg`` for every frame, on every core.
 
     Earlier outputs among ``frames`` (``*-mask.tiff``, ``background.tiff``) are skipped, and so are
     frames whose outputs are up to date: present, newer than the frame and the background, and

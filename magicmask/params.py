@@ -1,4 +1,4 @@
-"""The tuning values of the seed's mask chain, in ImageMagick's own syntax.
+"""The tuning values of the blog's mask chain, in ImageMagick's own syntax.
 
 ``convert BG FRAME -compose difference -composite -threshold 5% -blur 0x3 -threshold 20% -blur 0x3``
 has four values: two thresholds and two blur geometries. They are given and shown as ImageMagick
@@ -66,7 +66,7 @@ image (``ClampToQuantum(0.212656*R + 0.715158*G + 0.072186*B)``), the map subtra
 
 @dataclass(frozen=True)
 class MaskParams:
-    """The seed's mask chain: ``-threshold T1 -blur B1 -threshold T2 -blur B2``.
+    """The blog's mask chain: ``-threshold T1 -blur B1 -threshold T2 -blur B2``.
 
     Values are kept in ImageMagick's syntax and validated on creation.
 

@@ -2,7 +2,7 @@
 
 Nothing is downloaded: frames are drawn with NumPy and encoded by ffmpeg (H.264). The first
 frame shows the empty scene (the blog's "lucky" case), then a dark figure walks across with
-swinging arms, so both of the seed's backgrounds (first frame, lighten) make sense on it.
+swinging arms, so both of the blog's backgrounds (first frame, lighten) make sense on it.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class Figure:
     """A textured cut-out of a walking person: ``path`` moves it, ``size`` is its height / frame height.
 
     Its proportions are a clothed person's (a coat's body, sleeves and trousers), as a photo cut-out has:
-    the seed's chain loses a band of about two pixels around every edge to its blurs, so thin limbs would
+    the blog's chain loses a band of about two pixels around every edge to its blurs, so thin limbs would
     cap every background's score well below the issue's figures (IoU .925 with the true background for
     stick-thin limbs, .95 for these).
     """

@@ -1,8 +1,8 @@
 """Better backgrounds: statistics over frames, per run or per keyframe window, and exposure matching.
 
-The seed ends on a wish: "It is possible to get a better result by creating an average image from the
+The blog post ends on a wish: "It is possible to get a better result by creating an average image from the
 entire video (and not only the keyframes), but this would also take very much longer." This module
-computes such backgrounds, exactly and in bounded memory, and hands them to the seed's own mask chain
+computes such backgrounds, exactly and in bounded memory, and hands them to the blog's own mask chain
 unchanged: given the background a frame is masked with, its mask is what
 ``convert BG FRAME -compose difference -composite -threshold 5% -blur 0x3 -threshold 20% -blur 0x3``
 makes from that file.
@@ -13,9 +13,9 @@ Statistics (``method``), per channel and per pixel, on the stored integer values
   is :func:`magicmask.background.flatten` itself; from the video a NumPy fold.
 - ``mean``: ``(2 * sum + n) // (2 * n)``, the mean rounded half up, exact in integers.
 - ``median``: the lower median, ``sorted(values)[(n - 1) // 2]``: an exact integer, a value that occurs.
-- ``first``: the first keyframe, as in the seed; or a PATH: that TIFF.
+- ``first``: the first keyframe, as in the blog; or a PATH: that TIFF.
 
-Frames (``source``): the ``keyframes`` (as the seed does) or every decoded frame of the ``video``,
+Frames (``source``): the ``keyframes`` (as the blog does) or every decoded frame of the ``video``,
 streamed from ffmpeg's raw pipe (:func:`magicmask.media.decode.iter_frames`): never written to disk, never
 held whole.
 
@@ -107,7 +107,7 @@ def read_frame(path: str | os.PathLike, role: str = "frame") -> np.ndarray:
 def write_background(pixels: np.ndarray, path: str | os.PathLike, template: str | os.PathLike) -> Path:
     """Write ``pixels`` as a TIFF in the form of ``template`` (a keyframe): same size, depth, channels, compression.
 
-    The image is a clone of the template with every pixel replaced (``-compose copy``), as the seed's
+    The image is a clone of the template with every pixel replaced (``-compose copy``), as the blog's
     ``-flatten`` makes ``background.tiff`` a clone of the first frame; the file is written atomically.
 
     Raises
@@ -495,7 +495,7 @@ def make_backgrounds(
         Where backgrounds are written: ``background.tiff`` for one background, ``NAME-background.tiff`` for
         a keyframe's own (windowed or exposure-matched) background.
     method : {'first', 'lighten', 'darken', 'mean', 'median'} or path
-        The statistic (see the module's notes), ``first`` (the first keyframe, as the seed), or a TIFF file.
+        The statistic (see the module's notes), ``first`` (the first keyframe, as the blog), or a TIFF file.
     source : {'keyframes', 'video'}
         Which frames feed the statistic: the keyframes (as the blog's lighten), or every decoded frame of
         the video.
@@ -750,7 +750,7 @@ def mask_with_backgrounds(
     engine: str = DEFAULT_ENGINE,
     jobs: int | None = None,
 ) -> list[tuple[Path, Path]]:
-    """The seed's loop, each frame against its own background: ``NAME-mask.tiff`` and ``NAME-clean.jpg``.
+    """The blog's loop, each frame against its own background: ``NAME-mask.tiff`` and ``NAME-clean.jpg``.
 
     Every frame goes through the same chain as :func:`magicmask.masks.mask_frames` (one
     :class:`magicmask.masks.FrameJob` rendered by :func:`magicmask.masks.render` on every core, the files

@@ -1,6 +1,6 @@
 """Thresholds from the video's own noise: an automatic ``-threshold`` and a per-pixel threshold map.
 
-The seed's chain starts with ``-threshold 5%`` on the intensity of ``|frame - background|``. On real
+The blog's chain starts with ``-threshold 5%`` on the intensity of ``|frame - background|``. On real
 footage, camera noise, compression and moving leaves pass 5% and become foreground. Both thresholds here
 measure that noise on the same quantity the chain thresholds, the **difference's intensity**::
 
@@ -15,11 +15,11 @@ Gaussian noise, whose MAD is 0.6745 sigma):
 - **auto** (:func:`auto_threshold`): one number for the run, ``K`` times the median of ``g`` over every
   pixel of the keyframes against their backgrounds, given to ``-threshold`` as an absolute Quantum value
   (``-threshold 3084``: an integer, parsed identically by ``convert``, Wand and the native engine), or the
-  seed's ``5%`` itself when that is higher. The rest of the seed's commands are unchanged.
+  blog's ``5%`` itself when that is higher. The rest of the blog's commands are unchanged.
 - **adaptive** (:func:`threshold_map`): per pixel, ``K`` times the median over the (sampled) frames of the
   video of that pixel's ``g``, floored by ``K`` times the median of ``g`` over all pixels of those frames
   (a pixel that never moves in the samples still gets the camera's noise level), and never below the
-  seed's 5% (noise only raises the threshold: a clean video keeps the seed's masks), in the frames' sample
+  blog's 5% (noise only raises the threshold: a clean video keeps the blog's masks), in the frames' sample
   units (``g`` scaled to 8 bits with ScaleQuantumToChar for 8-bit frames), clipped to the range. It is
   written beside the background as ``threshold.tiff`` (``NAME-threshold.tiff`` per keyframe with a
   window): a gray TIFF of the keyframes' size, depth and compression. The masks are then what::
@@ -56,7 +56,7 @@ K = 4
 """The multiple of the median absolute deviation both thresholds use."""
 
 DEFAULT_FLOOR = "5%"
-"""Neither threshold goes below the seed's own: noise only raises it."""
+"""Neither threshold goes below the blog's own: noise only raises it."""
 
 MODES = THRESHOLD_MODES
 
@@ -163,7 +163,7 @@ def threshold_text(quantum: int | float) -> str:
 
 
 def floor_quantum(floor: str) -> float:
-    """The floor (a ``-threshold`` value, e.g. the seed's ``5%``) in Quantum, as convert parses it."""
+    """The floor (a ``-threshold`` value, e.g. the blog's ``5%``) in Quantum, as convert parses it."""
     from magicmask.engines.native import threshold_quantum
     from magicmask.params import parse_threshold
 
@@ -185,7 +185,7 @@ def auto_threshold(backgrounds: Mapping[str | os.PathLike, str | os.PathLike], k
         The multiple of the median absolute deviation.
     floor : str
         The lowest threshold (``-threshold`` syntax): when ``k`` times the noise is not above it, the
-        floor itself is returned (the seed's ``5%`` by default), so a clean video keeps the seed's chain.
+        floor itself is returned (the blog's ``5%`` by default), so a clean video keeps the blog's chain.
 
     Returns
     -------
@@ -246,7 +246,7 @@ def threshold_map(frames: Sequence[np.ndarray], background: np.ndarray, k: float
     ``min(top, max(lowest, round(k * max(spread, noise))))`` with ``spread`` the per-pixel lower median
     over ``frames`` of the difference's intensity (:func:`difference_intensity`, in the frames' sample
     units), ``noise`` the lower median of it over every pixel of every frame, and ``lowest`` the smallest
-    map value whose threshold is at least ``floor`` (the seed's ``5%``: ``ceil(3276.8 / 257) = 13`` for
+    map value whose threshold is at least ``floor`` (the blog's ``5%``: ``ceil(3276.8 / 257) = 13`` for
     8-bit maps, 3277 for 16-bit ones). Written with :func:`write_threshold_map`, it is the
     ``MAP`` of ``-colorspace gray MAP -compose minus_src -composite -threshold 0``.
 

@@ -1,4 +1,4 @@
-"""The foreground video: the seed's mask chain and multiply on every frame of a video, streamed.
+"""The foreground video: the blog's mask chain and multiply on every frame of a video, streamed.
 
 For every decoded frame ``F`` (not only the keyframes), the two commands of the blog's loop::
 
@@ -70,7 +70,7 @@ def _frame_format(video: Path, info: VideoInfo) -> str:
     """The raw format frames are read in: the keyframes' format, which must be opaque."""
     if info.frame_pix_fmt not in ("rgb24", "rgb48le", "gray", "gray16le"):
         raise MagicmaskError(
-            f"the video has an alpha channel ({info.pix_fmt}); the seed's chain is for opaque frames",
+            f"the video has an alpha channel ({info.pix_fmt}); the blog's chain is for opaque frames",
             video,
             "remove the alpha channel first (ffmpeg -pix_fmt yuv420p)",
         )
@@ -209,7 +209,7 @@ def foreground_video(
     spans=(),
     threshold: str | None = None,
 ) -> VideoResult:
-    """Write the clean (foreground) video of ``video``: every frame multiplied by its mask, as the seed does.
+    """Write the clean (foreground) video of ``video``: every frame multiplied by its mask, as the blog does.
 
     Reproduces, for every decoded frame ``F`` (the keyframes' RGB or gray format)::
 

@@ -1,4 +1,4 @@
-"""Image engines: the arithmetic of the seed's ``convert`` commands.
+"""Image engines: the arithmetic of the blog's ``convert`` commands.
 
 Every engine offers the same functions: ``load_background(path)``, ``render_frame(background,
 frame, params, background_path)`` returning the mask TIFF and clean JPEG bytes, ``Fold(compose,

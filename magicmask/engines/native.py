@@ -1,4 +1,4 @@
-"""The native engine: the seed's ``convert`` arithmetic in NumPy and Numba, identical to ImageMagick.
+"""The native engine: the blog's ``convert`` arithmetic in NumPy and Numba, identical to ImageMagick.
 
 Same interface as :mod:`magicmask.engines.wand` (``load_background``, ``render_frame``, ``Fold``,
 ``version``), same outputs: mask TIFFs with the pixels, depth, channels and compression ``convert``
@@ -806,7 +806,7 @@ def load_background(path: str | os.PathLike) -> Picture:
 
 
 def render_frame(background: Picture, frame: str | os.PathLike, params: MaskParams = MaskParams(), background_path=None) -> tuple[bytes, bytes]:
-    """``(NAME-mask.tiff bytes, NAME-clean.jpg bytes)`` for one frame: both of the seed's loop commands.
+    """``(NAME-mask.tiff bytes, NAME-clean.jpg bytes)`` for one frame: both of the blog's loop commands.
 
     The clean image multiplies the frame by the mask as the second command reads it back from the
     mask file (8-bit samples for 8-bit backgrounds), so the mask file is never read.
@@ -930,7 +930,7 @@ def version() -> str:
 
 
 def foreground(background: Picture, frame: Picture, params: MaskParams = MaskParams()) -> tuple[np.ndarray, np.ndarray]:
-    """``(mask, clean)`` samples of one frame: what the seed's two loop commands write, before encoding.
+    """``(mask, clean)`` samples of one frame: what the blog's two loop commands write, before encoding.
 
     ``mask`` is ``NAME-mask.tiff``'s samples (``(rows, columns, channels)``, the background's depth) and
     ``clean`` the 8-bit samples ``NAME-clean.jpg`` is encoded from (``(rows, columns, channels)``): the

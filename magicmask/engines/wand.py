@@ -59,7 +59,7 @@ def read_tiff(path: str | os.PathLike, role: str = "frame") -> "Image":
         reason = str(exc).split(" @ ")[0].strip() or type(exc).__name__
         raise MagicmaskError(f"cannot decode {role} as TIFF: {reason}", path, "the file is damaged; re-extract it") from exc
     if len(image.sequence) > 1:
-        # convert reads every page; a frame is one picture: keep the first, as the seed's frames have.
+        # convert reads every page; a frame is one picture: keep the first, as the blog's frames have.
         first = image.sequence[0].clone()
         image.close()
         image = first
@@ -140,7 +140,7 @@ def threshold_by_map(image: "Image", map_path: str | os.PathLike) -> None:
 def as_read_back(mask: "Image") -> "Image":
     """The mask as ``convert`` reads it back from ``NAME-mask.tiff``: quantised to the file's depth.
 
-    The seed's second command reads the mask file, so its multiply uses the mask at the file's
+    The blog's second command reads the mask file, so its multiply uses the mask at the file's
     depth. For 8-bit masks a raw gray round trip at depth 8 gives exactly those values; 16-bit masks
     are already exact in memory.
     """
@@ -302,7 +302,7 @@ def load_background(path: str | os.PathLike) -> "Image":
 
 
 def render_frame(background: "Image", frame: str | os.PathLike, params: MaskParams = MaskParams(), background_path=None) -> tuple[bytes, bytes]:
-    """``(NAME-mask.tiff bytes, NAME-clean.jpg bytes)`` for one frame: both of the seed's loop commands.
+    """``(NAME-mask.tiff bytes, NAME-clean.jpg bytes)`` for one frame: both of the blog's loop commands.
 
     The mask is quantised in memory as the second command reads it back from the mask file
     (:func:`as_read_back`), so the frame is read once and the mask file is never read.

@@ -21,7 +21,7 @@ from magicmask.media.probe import discards_safely, keyframe_pix_fmt, probe
 def keyframes_command(video: str | os.PathLike, pattern: str | os.PathLike, pix_fmt: str = "rgb24", discard: bool = False) -> list[str]:
     """The ffmpeg command line writing the keyframes of ``video`` to ``pattern`` (e.g. ``t%02d.tiff``).
 
-    Reproduces the seed's::
+    Reproduces the blog's::
 
         ffmpeg -skip_frame nokey -i *.mp4 -vsync 0 -r 30 -f image2 t%02d.tiff
 
@@ -73,7 +73,7 @@ class Keyframes:
     :attr:`warnings` (one line each, see :func:`damage_warning`), kept in the extraction's record so that
     a re-run using its keyframes says it too.
 
-    Names keep the seed's two digits up to 99 keyframes; :meth:`finish` widens them all (``t001``...)
+    Names keep the blog's two digits up to 99 keyframes; :meth:`finish` widens them all (``t001``...)
     when there are more, renaming outputs made from them too, so names keep sorting.
     """
 
@@ -200,7 +200,7 @@ def extract_keyframes(
 ) -> list[Path]:
     """Write the keyframes of ``video`` as ``out_dir/t01.tiff``, ``t02.tiff``, ... and return them.
 
-    Reproduces the seed's first command (see :func:`keyframes_command` and :class:`Keyframes`).
+    Reproduces the blog's first command (see :func:`keyframes_command` and :class:`Keyframes`).
 
     Raises
     ------
