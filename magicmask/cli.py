@@ -198,10 +198,20 @@ def keyframes(
     """Extract the keyframes as RGB TIFFs (ffmpeg -skip_frame nokey ... t%02d.tiff)."""
     from magicmask.media.extract import extract_keyframes
 
+    import os
+
+    from magicmask.lock import FolderLock
+    from magicmask.provenance.record import folder_owner
+
     folder = output or Path(video.stem)
-    with _progress(quiet) as update:
+    owner = folder_owner(folder)
+    if owner is not None and owner != os.fspath(video.resolve()):
+        raise MagicmaskError(f"this folder holds the outputs of another video, {owner}", folder, "choose another folder")
+    with _progress(quiet) as update, FolderLock(folder, f"magicmask keyframes {video}"):
         frames = extract_keyframes(video, folder, progress=counter(update, "keyframes", 0))
-    out.print(f"{len(frames)} keyframes in {folder}", soft_wrap=True)
+    from magicmask.job import plural
+
+    out.print(f"{plural(len(frames), 'keyframe')} in {folder}", soft_wrap=True)
 
 
 @app.command()
@@ -295,7 +305,7 @@ def masks(
         written = mask_frames(chosen, background_file, output, params, counter(update, "masks", len(chosen)), errors.append, engine, jobs, force, scheduler=cluster)
     parts = []
     if written.written or not written.up_to_date:
-        parts.append(f"{plural(written.written, 'mask')} and clean images written")
+        parts.append(f"{plural(written.written, 'mask')} and {'clean image' if written.written == 1 else 'clean images'} written")
     if written.up_to_date:
         parts.append(f"{plural(written.up_to_date, 'frame')} already up to date{'' if force else ' (--force redoes them)'}")
     if written or not errors:
@@ -320,7 +330,7 @@ def run(
     blur2: Blur2 = "0x3",
     engine: Engine = "native",
     jobs: Jobs = 0,
-    force: Annotated[bool, typer.Option("--force", help="Redo what is up to date; replace the outputs of another video in the folder.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Redo what is up to date; with one video, replace the outputs of another video in its folder (a batch puts such a video in ROOT/STEM-2).")] = False,
     sheet: Annotated[bool, typer.Option("--sheet/--no-sheet", help="Write the contact sheet sheet.jpg in each folder.")] = True,
     display_: Annotated[bool, typer.Option("--display", help="Also write keyframes.jpg, the multi-exposure display (convert t*.tiff -background white -compose darken -flatten).")] = False,
     quiet: Quiet = False,
@@ -377,7 +387,7 @@ def _run_videos(videos, output, options, quiet: bool) -> None:
         done = len(item.outputs)
         made = "up to date: " if item.status == "up to date" else ""
         background = item.background if item.background is not None else "one per keyframe (tNN-background.tiff)"
-        out.print(f"{made}{plural(len(item.keyframes), 'keyframe')}, background {background}, {plural(done, 'mask')} and clean images in {item.folder}", soft_wrap=True)
+        out.print(f"{made}{plural(len(item.keyframes), 'keyframe')}, background {background}, {plural(done, 'mask')} and {'clean image' if done == 1 else 'clean images'} in {item.folder}", soft_wrap=True)
         learned = sorted(set(item.thresholds.values()))
         if options.threshold_mode == "auto" and learned:
             out.print(f"--threshold auto: -threshold {', '.join(learned)}" + (" (the blog's 5%: the video's noise is below it)" if learned == ["5%"] else ""), soft_wrap=True)
@@ -574,10 +584,13 @@ def _check_record(paths, hashes_only, jobs, quiet) -> None:
     else:
         rerun = [row for row in rows if row.rerun == "identical"]
         by_hash = [row for row in rows if row.rerun != "identical"]
-        how = f"sha256 checked; {plural(len(rerun), 'file')} made again by {'its command' if len(rerun) == 1 else 'their commands'}, identical"
+        parts = ["sha256 checked"]
+        if rerun:
+            parts.append(f"{plural(len(rerun), 'file')} made again by {'its command' if len(rerun) == 1 else 'their commands'}, identical")
         if by_hash:
-            reasons = sorted({row.note.split(":")[0] for row in by_hash if row.note})
-            how += f"; {plural(len(by_hash), 'file')} checked by hash only: {'; '.join(reasons) or 'no command makes them'}"
+            reasons = sorted({row.note.split(":")[0].split(";")[0] for row in by_hash if row.note})
+            parts.append(f"{plural(len(by_hash), 'file')} checked by hash only ({'; '.join(reasons) or 'no command makes them'})")
+        how = "; ".join(parts)
     out.print(f"all {plural(len(rows), 'file')} of {folder} match the record ({how})", soft_wrap=True)
 
 

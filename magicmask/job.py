@@ -39,7 +39,7 @@ from magicmask.provenance.hashing import hash_soon, versions_soon
 from magicmask.engines import get_engine
 from magicmask.errors import MagicmaskError
 from magicmask.execute import as_magicmask_error, run_tasks
-from magicmask.files import CLEAN_SUFFIX, DISPLAY_NAME, MASK_SUFFIX, iter_frames, output_paths, write_atomic
+from magicmask.files import BACKGROUND_NAME, CLEAN_SUFFIX, DISPLAY_NAME, MASK_SUFFIX, iter_frames, output_paths, write_atomic
 from magicmask.media.extract import Keyframes
 from magicmask.media.ffmpeg import check_video_path
 from magicmask.media.probe import keyframe_count
@@ -195,6 +195,7 @@ class VideoJob:
         if not options.force and (done := records.is_current(result.folder, result.video, options.recorded())) is not None:
             self._up_to_date(done)
             return False
+        self.keyframes = Keyframes(result.video, result.folder)  # probed first: a file that is no video claims no folder
         self._lock = self._exit.enter_context(FolderLock(result.folder, f"magicmask run {result.video}"))
         records.claim(result.folder, result.video, force=options.force)
         return True
@@ -223,15 +224,13 @@ class VideoJob:
         from magicmask.statistics import check_background_size, make_backgrounds
 
         result, options = self.result, self.options
-        keyframes = self.keyframes = Keyframes(result.video, result.folder)
+        keyframes = self.keyframes
         own: dict[Path, Path] = {}
         chains: dict[Path, MaskParams] = {}  # each keyframe's chain, when the first threshold is learned
         chain = None
         if options.streams:
             source = iter(keyframes)
-            first = next(source, None)
-            if first is None:  # Keyframes raises first; kept for safety
-                raise MagicmaskError("ffmpeg found no keyframe in the video", result.video, "check that the video plays, or re-encode it")
+            first = next(source)  # Keyframes raises when ffmpeg finds no keyframe
             if options.method is None:
                 base = check_background_size(Path(options.background), first)
             else:
@@ -300,30 +299,40 @@ class VideoJob:
         result.warnings = list(dict.fromkeys([*self.keyframes.warnings, *self.decoding]))
         failed = {os.fspath(error.path) for error in result.errors}
         result.outputs = [output_paths(frame, result.folder) for frame in frames if os.fspath(frame) not in failed and os.fspath(_old_name(frame, renamed)) not in failed]
+        result.errors = [MagicmaskError(error.message, renamed.get(Path(error.path), error.path), error.hint) if error.path else error for error in result.errors]
         if result.errors:
-            return FAILED
+            return FAILED  # the folder's mark still says a run is under way: not up to date, and check says so
+        folder = result.folder.resolve()
+        inside = lambda path: Path(path).resolve().parent == folder  # noqa: E731
         made = {path.name for path in frames}
         made |= {path.name for pair in result.outputs for path in pair}
-        made |= {path.name for path in result.backgrounds.values() if path.parent == result.folder}
-        made |= {Path(value).name for value in result.thresholds.values() if Path(value).parent == result.folder}
+        if options.method is not None:  # a background file given by the user is an input, never an output
+            made |= {path.name for path in result.backgrounds.values() if inside(path)}
+            if options.method.kind != "keyframe" and not options.window and (result.folder / BACKGROUND_NAME).is_file():
+                made.add(BACKGROUND_NAME)  # the run's background, also when each keyframe's is shifted from it
+        made |= {Path(value).name for value in result.thresholds.values() if inside(value)}
         if options.display:
             made.add(DISPLAY_NAME)
         if options.sheet:
             made.add(SHEET_NAME)
         made.add(records.RECORD_NAME)
+        keep = made | ({Path(options.background).name} if options.method is None and inside(options.background) else set())
         self._check_lock()
-        records.remove_outputs(result.folder, keep=made)
+        records.note_made(result.folder, result.video, made)  # known as this run's before anything older goes
+        records.remove_made(result.folder, keep=keep)
         result.warnings += background_warnings(result, options)
         extra = []
         if options.display:
             result.display = keyframe_display(frames, result.folder / DISPLAY_NAME, engine=options.engine, jobs=1)
             extra.append(result.display)
         if options.sheet:
-            result.sheet = contact_sheet(result.folder)
+            result.sheet = contact_sheet(result.folder, frames=frames)
             extra.append(result.sheet)
-        record = records.build(result.video, result.folder, frames, options, self.keyframes.pix_fmt, result.backgrounds, extra, result.warnings, result.thresholds)
+        shared = [BACKGROUND_NAME] if BACKGROUND_NAME in made else []
+        record = records.build(result.video, result.folder, frames, options, self.keyframes.pix_fmt, result.backgrounds, extra, result.warnings, result.thresholds, shared)
         self._check_lock()
         result.record = records.write(result.folder, record)
+        records.release(result.folder, result.video, made)
         self._mark("complete")
         return DONE
 
@@ -387,7 +396,7 @@ def background_warnings(result: RunResult, options: Options | None = None) -> li
             centre = np.median(samples.reshape(-1, samples.shape[2]), axis=0)
             near = np.all(np.abs(samples.astype(np.float32) - centre) <= NEAR * top, axis=2)
             if near.mean() >= UNIFORM:
-                tip = "try --background median --from video" if options is None or options.background == "first" else "leave the blank part out with --span"
+                tip = "try --background median --from video" if options is None or options.source != "video" else "leave the blank part out with --span"
                 warnings.append(f"the background {background.name} is nearly uniform (a black or blank leader?): most of every keyframe will be foreground; {tip}")
                 break
         masks = [mask for mask, _ in result.outputs]
@@ -467,8 +476,8 @@ def run_jobs(
         try:
             if status is None:
                 status = job.complete()
-        except MagicmaskError as exc:
-            result.error, status = exc, FAILED
+        except Exception as exc:  # one video's failure, in one line; the others go on
+            result.error, status = as_magicmask_error(exc, result.video), FAILED
         finally:
             job.close()
         result.status = FAILED if (result.error or result.errors) else status
@@ -497,8 +506,8 @@ def run_jobs(
                     job.outstanding += 1
                     yield frame_job
                     versions_soon()  # for the record; started once ffmpeg is under way
-            except MagicmaskError as exc:
-                job.result.error = exc
+            except Exception as exc:  # one video's failure, in one line; the others go on
+                job.result.error = as_magicmask_error(exc, job.result.video)
             job.submitted = True
             finish(job, FAILED if job.result.error and not job.outstanding else None)
 

@@ -183,7 +183,7 @@ class Options:
             if self.window:
                 raise MagicmaskError("--span and --window both choose the frames of a background", hint="use one of them")
         if self.threshold == "adaptive" and self.scheduler is not None:
-            raise MagicmaskError("--threshold adaptive runs on this machine only: Dask workers never open your files, and the map is one", hint="drop --backend dask, or use --threshold auto")
+            raise MagicmaskError("--threshold adaptive runs on this machine only: its threshold map is a file, and Dask workers never open your files", hint="drop --backend dask, or use --threshold auto")
         if self.threshold == "adaptive" and self.background != "median":
             raise MagicmaskError(f"--threshold adaptive learns its map with a median background, not {what}", hint="add --background median (with --from video for every frame)")
 

@@ -119,6 +119,7 @@ def contact_sheet(
     output: str | os.PathLike | None = None,
     width: int = 240,
     progress: Callable[[Path], None] | None = None,
+    frames: list[Path] | None = None,
 ) -> Path:
     """Write a contact sheet of ``folder``: one row per keyframe, frame | mask | clean, named.
 
@@ -132,6 +133,8 @@ def contact_sheet(
         Width of each thumbnail in pixels; made smaller when the sheet would pass JPEG's 65,500 pixels.
     progress : callable, optional
         Called with each keyframe once its row is drawn.
+    frames : list of paths, optional
+        The keyframes to show (a run's own); by default every keyframe TIFF of ``folder``.
 
     Returns
     -------
@@ -151,7 +154,7 @@ def contact_sheet(
     from PIL import Image, ImageDraw
 
     folder = Path(folder)
-    frames = sheet_frames(folder)
+    frames = sheet_frames(folder) if frames is None else [Path(frame) for frame in frames]
     if not frames:
         raise MagicmaskError("no keyframes (t01.tiff ...) in this folder", folder, "run magicmask run VIDEO -o FOLDER first")
     if width < 16:

@@ -19,7 +19,8 @@ Gaussian noise, whose MAD is 0.6745 sigma):
 - **adaptive** (:func:`threshold_map`): per pixel, ``K`` times the median over the (sampled) frames of the
   video of that pixel's ``g``, floored by ``K`` times the median of ``g`` over all pixels of those frames
   (a pixel that never moves in the samples still gets the camera's noise level), and never below the
-  blog's 5% (noise only raises the threshold: a clean video keeps the blog's masks), in the frames' sample
+  blog's 5% (noise only raises the threshold; an 8-bit map's lowest value, 13, stands for 5.1%, so on a clean
+  8-bit video the masks are the blog's but for pixels whose difference lies between 5% and 5.1%), in the frames' sample
   units (``g`` scaled to 8 bits with ScaleQuantumToChar for 8-bit frames), clipped to the range. It is
   written beside the background as ``threshold.tiff`` (``NAME-threshold.tiff`` per keyframe with a
   window): a gray TIFF of the keyframes' size, depth and compression. The masks are then what::
@@ -49,7 +50,7 @@ import numpy as np
 
 from magicmask.errors import MagicmaskError
 from magicmask.files import MAP_NAME, MAP_SUFFIX  # noqa: F401  (part of this module's API)
-from magicmask.options import THRESHOLD_MODES
+
 from magicmask.statistics import DEFAULT_SAMPLES, lower_median, read_frame, taken, window_statistics, write_background
 
 K = 4
@@ -57,8 +58,6 @@ K = 4
 
 DEFAULT_FLOOR = "5%"
 """Neither threshold goes below the blog's own: noise only raises it."""
-
-MODES = THRESHOLD_MODES
 
 
 def difference_intensity(frame: np.ndarray, background: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
@@ -246,8 +245,8 @@ def threshold_map(frames: Sequence[np.ndarray], background: np.ndarray, k: float
     ``min(top, max(lowest, round(k * max(spread, noise))))`` with ``spread`` the per-pixel lower median
     over ``frames`` of the difference's intensity (:func:`difference_intensity`, in the frames' sample
     units), ``noise`` the lower median of it over every pixel of every frame, and ``lowest`` the smallest
-    map value whose threshold is at least ``floor`` (the blog's ``5%``: ``ceil(3276.8 / 257) = 13`` for
-    8-bit maps, 3277 for 16-bit ones). Written with :func:`write_threshold_map`, it is the
+    map value whose threshold is at least ``floor`` (the blog's ``5%``: 3276 for 16-bit maps, which is ``-threshold
+    5%`` exactly; ``ceil(3276.8 / 257) = 13`` for 8-bit maps, 13 * 257 = 3341 in Quantum, 5.1%). Written with :func:`write_threshold_map`, it is the
     ``MAP`` of ``-colorspace gray MAP -compose minus_src -composite -threshold 0``.
 
     Raises
@@ -262,7 +261,9 @@ def threshold_map(frames: Sequence[np.ndarray], background: np.ndarray, k: float
     noise = _lower_median_of(counts)
     spread = lower_median(diffs, threads) if len(diffs) > 1 else diffs[0]
     scale = 257 if background.dtype == np.uint8 else 1
-    lowest = min(top, math.ceil(floor_quantum(floor) / scale))
+    # the smallest map value m with "g > m * scale" never true where "g > floor" is false: for 16-bit maps the
+    # floor itself (g > 3276 is g > 3276.8 for integer g: the blog's 5% exactly); 8-bit maps step by 257
+    lowest = min(top, math.floor(floor_quantum(floor)) if scale == 1 else math.ceil(floor_quantum(floor) / scale))
     limit = np.floor(np.maximum(spread, noise).astype(np.float64) * k + 0.5)
     return np.minimum(np.maximum(limit, lowest), top).astype(background.dtype)
 

@@ -114,6 +114,7 @@ def test_video_masks_are_runs_masks_at_the_keyframes(threshold, tmp_path):
     from magicmask.statistics import read_frame
 
     decoded = list(iter_frames(tmp_path / "masks.mkv", "rgb24"))
+    assert len(run.outputs) == 5
     keyframes = [0, 8, 16, 24, 32]  # walk.mp4: a keyframe every 8 frames
     for index, (mask, _) in zip(keyframes, run.outputs):
         assert np.array_equal(decoded[index][..., 0], read_frame(mask)[..., 0]), mask.name

@@ -176,7 +176,7 @@ def reference_map(frames, background, k=thresholds.K):
     spread = np.sort(values, axis=0)[(n - 1) // 2]
     floor = np.sort(values.ravel())[(values.size - 1) // 2]
     top = 65535 if deep else 255
-    lowest = 3277 if deep else 13  # the seed's 5% (3276.8), as a map value
+    lowest = 3276 if deep else 13  # the blog's 5% (g > 3276.8 is g > 3276 for integer g); 8-bit maps step by 257
     return np.minimum(np.maximum(k * np.maximum(spread, floor), lowest), top)[:, :, None]
 
 
@@ -308,3 +308,19 @@ def test_convert_options_with_a_map():
     assert MaskParams().convert_options() == ["-threshold", "5%", "-blur", "0x3", "-threshold", "20%", "-blur", "0x3"]
     with pytest.raises(MagicmaskError):
         MaskParams(threshold_map=" ")
+
+
+def test_a_16_bit_map_at_the_floor_is_the_blogs_5_percent_exactly(tmp_path):
+    """g > 3276 is g > 3276.8 for integer g: with 16-bit frames the map's lowest value gives -threshold 5%'s masks."""
+    from conftest import golden_frames
+    from magicmask.compare import image_facts
+
+    frames = golden_frames("walk10")
+    limit = np.full((*image_facts(frames[0]).pixels.shape[:2], 1), 3276, dtype=np.uint16)
+    limit_path = thresholds.write_threshold_map(limit, tmp_path / "threshold.tiff", frames[0])
+    for frame in frames[1:]:
+        with_map, _ = seed_mask_and_clean(frames[0], frame, tmp_path, MaskParams(threshold_map=str(limit_path)))
+        (tmp_path / "map-mask.tiff").write_bytes(with_map)
+        blog, _ = seed_mask_and_clean(frames[0], frame, tmp_path, MaskParams())
+        (tmp_path / "blog-mask.tiff").write_bytes(blog)
+        assert np.array_equal(image_facts(tmp_path / "map-mask.tiff").pixels, image_facts(tmp_path / "blog-mask.tiff").pixels), frame.name

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from magicmask import __version__
 from magicmask.errors import MagicmaskError
-from magicmask.files import BACKGROUND_NAME, BACKGROUND_SUFFIX, DISPLAY_NAME, MAP_NAME, RECORD_NAME, TEMP_PREFIX, output_paths, write_atomic
+from magicmask.files import BACKGROUND_NAME, BACKGROUND_SUFFIX, DISPLAY_NAME, RECORD_NAME, TEMP_PREFIX, output_paths, write_atomic
 from magicmask.params import MaskParams
 from magicmask.provenance.hashing import sha256, tool_versions
 
@@ -27,8 +27,10 @@ FORMAT = "magicmask-record/1"
 OWNER_NAME = TEMP_PREFIX + "video.json"
 """The video a folder belongs to, written when a run starts in it (before any output)."""
 _KEYFRAME_NAME = re.compile(r"t\d{2,}\.tiff")
-_OUTPUT_NAME = re.compile(r"t\d{2,}(?:\.tiff|-mask\.tiff|-clean\.jpg|-background\.tiff|-threshold\.tiff)")
-_OUTPUT_NAMES = (BACKGROUND_NAME, MAP_NAME, DISPLAY_NAME, "sheet.jpg", RECORD_NAME)
+_BACKGROUND_FILE = re.compile(r"(?:background|t\d{2,}-background)\.tiff")
+_MAP_FILE = re.compile(r"(?:threshold|t\d{2,}-threshold)\.tiff")
+_OUTPUT_NAME = re.compile(r"t\d{2,}(?:\.tiff|-mask\.tiff|-clean\.jpg|-background\.tiff|-threshold\.tiff)|background\.tiff|threshold\.tiff|keyframes\.jpg|sheet\.jpg|magicmask\.json")
+"""Names magicmask gives its outputs: a folder holding such files that no run recorded is not claimed silently."""
 
 
 def shell_line(command: list[str]) -> str:
@@ -187,19 +189,26 @@ def build(
     extra: list[Path] = (),
     warnings: list[str] = (),
     thresholds: dict[Path, str] | None = None,
+    shared: list[str] = (),
 ) -> dict:
     """The record of a finished run in ``folder`` (see the module's description).
 
     Lists exactly the files the run made, each with what made it: the command (``made_by``: its shell
     line) or, for files no command of the blog's makes (a statistic's background, the contact sheet), a
-    description. ``backgrounds`` maps each keyframe to its background; ``extra`` are the sheet and display.
+    description. ``backgrounds`` maps each keyframe to its background; ``extra`` are the sheet and display;
+    ``shared`` names a background file the run made that no keyframe uses directly (the one per-keyframe
+    backgrounds are shifted from).
     """
     from magicmask.engines import get_engine
 
     video, folder = Path(video).resolve(), Path(folder)
     recorded = options.recorded()
     names = [path.name for path in keyframes]
-    mapped = {frame.name: (background.name if background.parent == folder else os.fspath(background)) for frame, background in backgrounds.items()}
+    inside = folder.resolve()
+    mapped = {  # a background file the user gave is an input: its absolute path, wherever it is
+        frame.name: (background.name if options.method is not None and background.resolve().parent == inside else os.fspath(background.resolve()))
+        for frame, background in backgrounds.items()
+    }
     learned = {Path(frame).name: (Path(value).name if value.endswith(".tiff") else value) for frame, value in (thresholds or {}).items()}
     if options.threshold_mode is None:
         learned = {}
@@ -208,7 +217,7 @@ def build(
     makers = made.makers()
     extract = made.lines()[0]
     outputs: dict[str, str] = {name: extract for name in names}
-    for name in dict.fromkeys([*mapped.values(), *(value for value in learned.values() if value.endswith(".tiff"))]):
+    for name in dict.fromkeys([*shared, *mapped.values(), *(value for value in learned.values() if value.endswith(".tiff"))]):
         if not Path(name).is_absolute() and name not in outputs:
             outputs[name] = makers.get(name) or _description(recorded, name)
     for name in names:
@@ -234,7 +243,8 @@ def build(
         record["warnings"] = list(warnings)
     if options.method is None:
         path = Path(options.background)
-        record["inputs"] = {"background": {"path": os.fspath(path), "size": path.stat().st_size, "sha256": sha256(path)}}
+        stat = path.stat()
+        record["inputs"] = {"background": {"path": os.fspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256(path)}}
     return record
 
 
@@ -276,20 +286,35 @@ def load(path: str | os.PathLike) -> tuple[Path, dict]:
         custom = record.get("inputs", {}).get("background", {}).get("path")
         if not isinstance(mapped, dict) or set(mapped) != set(record["keyframes"]):
             raise MagicmaskError("the record's backgrounds do not name one per keyframe", file, "restore magicmask.json")
-        for name in mapped.values():
-            inside = isinstance(name, str) and Path(name).name == name and name not in (".", "..")
-            if not inside and not (isinstance(name, str) and name == custom):
-                raise MagicmaskError(f"the record names a background outside its folder: {name!r}", file, "restore magicmask.json")
+        for name in mapped.values():  # names of the folder's own files, or the absolute path of the TIFF given
+            ours = isinstance(name, str) and (_BACKGROUND_FILE.fullmatch(name) or name in record["keyframes"])
+            given = isinstance(name, str) and isinstance(custom, str) and name == custom and Path(name).is_absolute()
+            if not (ours or given):
+                raise MagicmaskError(f"the record names a background that is not one of its folder's files: {name!r}", file, "restore magicmask.json")
     if "thresholds" in record:
         learned = record["thresholds"]
         if not isinstance(learned, dict) or set(learned) != set(record["keyframes"]) or not all(isinstance(v, str) for v in learned.values()):
             raise MagicmaskError("the record's thresholds do not name one per keyframe", file, "restore magicmask.json")
         for value in learned.values():
-            if value.endswith(".tiff") and (Path(value).name != value or value in (".", "..")):
-                raise MagicmaskError(f"the record names a threshold map outside its folder: {value!r}", file, "restore magicmask.json")
+            if value.endswith(".tiff") and not _MAP_FILE.fullmatch(value):
+                raise MagicmaskError(f"the record names a threshold map that is not one of its folder's files: {value!r}", file, "restore magicmask.json")
             if not value.endswith(".tiff"):
-                MaskParams(value)  # a -threshold value, or the error naming it
+                _checked_chain(value, record, file)
+    options = record["options"]
+    learned = options.get("threshold") in ("auto", "adaptive")
+    if learned and "thresholds" not in record:
+        raise MagicmaskError(f"the record's --threshold {options['threshold']} has no learned thresholds", file, "restore magicmask.json")
+    _checked_chain("5%" if learned else options.get("threshold"), record, file)
     return file.parent, record
+
+
+def _checked_chain(threshold: str, record: dict, file: Path) -> None:
+    """A recorded chain's values as ImageMagick reads them, or the one-line error naming the record."""
+    options = record["options"]
+    try:
+        MaskParams(threshold, options["blur"], options["threshold2"], options["blur2"])
+    except (MagicmaskError, KeyError, TypeError) as exc:
+        raise MagicmaskError(f"the record's mask chain is not valid: {getattr(exc, 'message', exc)}", file, "restore magicmask.json") from None
 
 
 def is_current(folder: str | os.PathLike, video: str | os.PathLike, options: dict) -> dict | None:
@@ -308,8 +333,13 @@ def is_current(folder: str | os.PathLike, video: str | os.PathLike, options: dic
             and record["options"] == options
             and record.get("magicmask") == __version__
         )
-        if not same:
+        if not same or in_progress(folder):
             return None
+        custom = record.get("inputs", {}).get("background")
+        if custom is not None:
+            given = Path(custom["path"]).stat()
+            if given.st_size != custom["size"] or given.st_mtime_ns != custom.get("mtime_ns"):
+                return None
         for name, facts in record["outputs"].items():
             output = (folder / name).stat()
             if output.st_size != facts["size"] or output.st_mtime_ns > made:
@@ -319,14 +349,41 @@ def is_current(folder: str | os.PathLike, video: str | os.PathLike, options: dic
         return None
 
 
+def _mark(folder: Path) -> dict:
+    """The folder's mark (:data:`OWNER_NAME`): its video, the files magicmask made there, whether a run is under way."""
+    try:
+        mark = json.loads((folder / OWNER_NAME).read_text())
+        return mark if isinstance(mark, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _made_before(folder: Path, mark: dict) -> set[str]:
+    """The files earlier runs made in ``folder``: those its record lists and those its mark lists (a run that
+    did not finish), as plain names inside the folder."""
+    names = set()
+    try:
+        names |= set(json.loads((folder / RECORD_NAME).read_text()).get("outputs", {}))
+    except (OSError, ValueError, AttributeError):
+        pass
+    made = mark.get("made", [])
+    names |= set(made) if isinstance(made, list) else set()
+    return {name for name in names if isinstance(name, str) and Path(name).name == name and name not in (".", "..")} | ({RECORD_NAME} if names else set())
+
+
 def folder_owner(folder: str | os.PathLike) -> str | None:
     """The video (absolute path) whose outputs ``folder`` holds, from the mark a run leaves when it starts,
-    its record, or its keyframes' mark; None when none of them names one."""
+    its record, or its keyframes' mark; None when none of them names one (a mark of a run that failed
+    before making any file names none)."""
     from magicmask.media.extract import MARKER_NAME
 
-    for name in (OWNER_NAME, RECORD_NAME, MARKER_NAME):
+    folder = Path(folder)
+    mark = _mark(folder)
+    if isinstance(mark.get("video"), str) and (_made_before(folder, mark) or (mark.get("running") and _has_keyframes(folder))):
+        return mark["video"]
+    for name in (RECORD_NAME, MARKER_NAME):
         try:
-            data = json.loads((Path(folder) / name).read_text())
+            data = json.loads((folder / name).read_text())
             found = data["video"]["path"] if name == RECORD_NAME else data["video"]
             if isinstance(found, str):
                 return found
@@ -335,63 +392,89 @@ def folder_owner(folder: str | os.PathLike) -> str | None:
     return None
 
 
-def output_names(folder: str | os.PathLike) -> list[str]:
-    """The files in ``folder`` named as magicmask names its outputs (keyframes, masks, backgrounds, sheet, record...)."""
+def _has_keyframes(folder: Path) -> bool:
     try:
-        names = os.listdir(folder)
+        return any(_KEYFRAME_NAME.fullmatch(name) for name in os.listdir(folder))
+    except OSError:
+        return False
+
+
+def _strangers(folder: Path) -> list[str]:
+    """Files named as magicmask's outputs in a folder that no run of magicmask claimed."""
+    try:
+        return sorted(name for name in os.listdir(folder) if _OUTPUT_NAME.fullmatch(name))
     except OSError:
         return []
-    return sorted(name for name in names if _OUTPUT_NAME.fullmatch(name) or name in _OUTPUT_NAMES)
 
 
-def remove_outputs(folder: str | os.PathLike, keep: set[str] | None = None) -> list[str]:
-    """Remove magicmask's outputs from ``folder``, except the names in ``keep``.
+def in_progress(folder: str | os.PathLike) -> bool:
+    """Whether a run started in ``folder`` and did not finish (interrupted, or a keyframe failed): its record,
+    if any, then describes an earlier run, not the files as they are."""
+    return bool(_mark(Path(folder)).get("running"))
 
-    Without ``keep`` every output goes, and with them the folder's hidden marks (its video, its keyframes'
-    extraction, the masks' settings): the folder is then as if magicmask had never run in it.
-    """
-    from magicmask.media.extract import MARKER_NAME
-    from magicmask.masks import SETTINGS_NAME
 
-    removed = [name for name in output_names(folder) if keep is None or name not in keep]
-    if keep is None:
-        removed += [name for name in (OWNER_NAME, MARKER_NAME, SETTINGS_NAME) if (Path(folder) / name).exists()]
+def remove_made(folder: str | os.PathLike, keep: set[str] = frozenset()) -> list[str]:
+    """Remove from ``folder`` the files earlier runs made there (their record and the folder's mark list them),
+    except ``keep``. Nothing else is touched: a file magicmask did not make stays, whatever its name."""
+    folder = Path(folder)
+    removed = sorted(_made_before(folder, _mark(folder)) - set(keep))
     for name in removed:
         try:
-            os.unlink(Path(folder) / name)
+            os.unlink(folder / name)
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise MagicmaskError(f"cannot remove an earlier output: {exc.strerror}", Path(folder) / name, "check the folder's permissions") from None
+            raise MagicmaskError(f"cannot remove an earlier output: {exc.strerror}", folder / name, "check the folder's permissions") from None
     return removed
+
+
+def _write_mark(folder: Path, video: str | os.PathLike, made: set[str], running: bool) -> None:
+    stat = Path(video).stat()
+    mark = {"video": os.fspath(Path(video).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "made": sorted(made), "running": running}
+    write_atomic(folder / OWNER_NAME, json.dumps(mark).encode())
 
 
 def claim(folder: str | os.PathLike, video: str | os.PathLike, force: bool = False) -> None:
     """Make ``folder`` the folder of ``video`` before a run writes anything in it.
 
-    A folder holding another video's outputs (or keyframes no run recorded) is refused, or with ``force``
-    emptied of them first. The folder's record is removed: until the run completes and writes a new one,
-    no record describes a folder that is being changed.
+    A folder holding another video's outputs, or files named as magicmask's outputs that no run made, is
+    refused; with ``force`` the files the other video's runs made there are removed first (never anything
+    else: the others are overwritten where this run writes the same names). The folder's mark then
+    says a run is under way (:func:`in_progress`) until :func:`release` records it finished: an interrupted
+    run leaves a folder that ``check`` and the next run know to be unfinished, never one silently mixed.
 
     Raises
     ------
     MagicmaskError
         Naming the video the folder holds, when it is another one and ``force`` is false.
     """
+    from magicmask.media.extract import MARKER_NAME
+    from magicmask.masks import SETTINGS_NAME
+
     folder = Path(folder)
     mine = os.fspath(Path(video).resolve())
     owner = folder_owner(folder)
-    strangers = owner is None and any(_KEYFRAME_NAME.fullmatch(name) for name in output_names(folder))
+    strangers = _strangers(folder) if owner is None else []
+    made = _made_before(folder, _mark(folder))
     if (owner is not None and owner != mine) or strangers:
         if not force:
-            held = f"the outputs of another video, {owner}" if owner else "keyframes that no magicmask run recorded"
+            listed = ", ".join(strangers[:3]) + (" ..." if len(strangers) > 3 else "")
+            held = f"the outputs of another video, {owner}" if owner else f"files named as magicmask's outputs that no run of it made ({listed})"
             raise MagicmaskError(f"this folder holds {held}", folder, "choose another folder, or add --force to replace them")
-        remove_outputs(folder)
-    try:
-        (folder / RECORD_NAME).unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise MagicmaskError(f"cannot replace the record: {exc.strerror}", folder / RECORD_NAME, "check the folder's permissions") from None
-    stat = Path(video).stat()
-    write_atomic(folder / OWNER_NAME, json.dumps({"video": mine, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}).encode())
+        remove_made(folder)
+        for name in (MARKER_NAME, SETTINGS_NAME):
+            (folder / name).unlink(missing_ok=True)
+        made = set()
+    _write_mark(folder, video, made, running=True)
+
+
+def release(folder: str | os.PathLike, video: str | os.PathLike, made: set[str]) -> None:
+    """Record that the run in ``folder`` finished, having made ``made`` (its record lists the same files)."""
+    _write_mark(Path(folder), video, set(made), running=False)
+
+
+def note_made(folder: str | os.PathLike, video: str | os.PathLike, made: set[str]) -> None:
+    """Add ``made`` to the files the folder's mark lists while a run is still under way (so that files it writes
+    are known as magicmask's even if it is interrupted before its record)."""
+    folder = Path(folder)
+    _write_mark(folder, video, _made_before(folder, _mark(folder)) | set(made), running=True)

@@ -16,7 +16,7 @@ from magicmask.errors import MagicmaskError
 from magicmask.execute import resolve_jobs
 from magicmask.files import BACKGROUND_NAME, DISPLAY_NAME, RECORD_NAME, check_tiff
 from magicmask.provenance.hashing import sha256
-from magicmask.provenance.record import Recipe, backgrounds_of, chains_of, fold_of, load, recipe, thresholds_of
+from magicmask.provenance.record import Recipe, backgrounds_of, chains_of, fold_of, in_progress, load, recipe, thresholds_of
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ def verify(path: str | os.PathLike, rerun: bool = True, jobs: int | None = None,
     from magicmask.compare import compare_files
 
     folder, record = load(path)
+    if in_progress(folder):
+        raise MagicmaskError("a run into this folder did not finish (interrupted, or a keyframe failed): its record describes an earlier run", folder, "run the same magicmask run command again to finish it, then check")
     outputs = record["outputs"]
     reported: set[str] = set()
 
@@ -84,6 +86,13 @@ def verify(path: str | os.PathLike, rerun: bool = True, jobs: int | None = None,
             hashes[name] = ("matches", "")
     verdicts: dict[str, Verdict] = {name: Verdict(name, status, "not re-run", note) for name, (status, note) in hashes.items()}
     extra: list[Verdict] = []
+    given = record.get("inputs", {}).get("background")
+    if isinstance(given, dict) and isinstance(given.get("path"), str):  # the TIFF given as background: an input the masks depend on
+        path = Path(given["path"])
+        if not path.is_file():
+            extra.append(Verdict(os.fspath(path), "missing", "not re-run", "the background TIFF given to the run is gone; its masks cannot be made again"))
+        elif sha256(path) != given.get("sha256"):
+            extra.append(Verdict(os.fspath(path), "differs", "not re-run", "the background TIFF given to the run has changed since; its masks were not made again"))
     if rerun:
         options = record["options"]
         try:
@@ -171,7 +180,8 @@ def _rerun_convert(ours: Recipe, keyframes: list[str], mapped: dict[str, str], r
             continue
         if Path(name).is_absolute():  # the TIFF given as background, outside the folder
             if not Path(name).is_file() or sha256(name) != custom.get("sha256"):
-                return {output: ("not re-run", "the background TIFF is gone or changed; checked by hash only") for output in outputs}
+                results[name] = ("not re-run", "differs from the record (the background TIFF given to the run is gone or changed)")
+                continue
             check_tiff(name, "background")
             continue
         try:
