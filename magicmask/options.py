@@ -99,6 +99,17 @@ def parse_span(text: str) -> tuple[float, float]:
     return span
 
 
+def _span(span) -> tuple[float, float]:
+    """A ``(start, end)`` pair given as numbers, checked as :func:`parse_span` checks text."""
+    try:
+        start, end = (float(value) for value in span)
+    except (TypeError, ValueError):
+        raise MagicmaskError(f"span {span!r} is not (start, end) in seconds", hint="e.g. (0, 2), or (8, math.inf) for 8 s to the end") from None
+    if not (0 <= start < end):  # also refuses NaN
+        raise MagicmaskError(f"span {span!r} is not (start, end) in seconds, the end after the start", hint="e.g. (0, 2), or (8, math.inf) for 8 s to the end")
+    return start, end
+
+
 @dataclass(frozen=True)
 class Options:
     """Everything that decides what a video job makes, and how it runs. Validated on creation.
@@ -158,13 +169,18 @@ class Options:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen)
         method = background_method(self.background)
         set_("background", method.name if isinstance(method, Method) else os.fspath(Path(method).resolve()))
-        spans = tuple(parse_span(span) if isinstance(span, str) else (float(span[0]), float(span[1])) for span in self.spans or ())
+        spans = tuple(parse_span(span) if isinstance(span, str) else _span(span) for span in self.spans or ())
         set_("spans", spans)
+        for name in ("match_exposure", "force", "sheet", "display"):
+            if not isinstance(getattr(self, name), bool):
+                raise MagicmaskError(f"{name}={getattr(self, name)!r} is not True or False", hint=f"pass {name}=True or {name}=False")
         if self.source not in SOURCES:
             raise MagicmaskError(f"--from {self.source!r} is not a source of frames", hint=f"use one of: {', '.join(SOURCES)}")
         if isinstance(self.window, bool) or not isinstance(self.window, (int, float)) or not (self.window >= 0) or math.isinf(self.window):
             raise MagicmaskError(f"--window {self.window!r} is not a number of seconds >= 0", hint="use e.g. --window 4, or 0 for one background")
-        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 2:
+        if isinstance(self.samples, bool) or not isinstance(self.samples, int):
+            raise MagicmaskError(f"--samples {self.samples!r} is not a whole number", hint="use e.g. --samples 100")
+        if self.samples < 2:
             raise MagicmaskError(f"--samples {self.samples!r} is below 2", hint="a median needs at least 2 frames: use e.g. --samples 100")
         if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 0:
             raise MagicmaskError(f"--jobs {self.jobs!r} is not a number of workers", hint="use 0 for every core, 1 for no workers, or N")

@@ -35,7 +35,7 @@ def parse_threshold(text: str) -> float:
     """
     match = re.fullmatch(rf"\s*({_NUMBER})\s*(%?)\s*", str(text))
     if not match:
-        raise MagicmaskError(f"threshold {text!r} is not a percentage or a number", hint="use ImageMagick's syntax, e.g. 5%")
+        raise MagicmaskError(f"threshold {text!r} is not a percentage or a number", hint="use ImageMagick's syntax, e.g. 5%; the first threshold may also be auto or adaptive")
     value = float(match.group(1))
     fraction = value / 100.0 if match.group(2) else value / (QUANTUM_RANGE + 1.0)
     if fraction > 1.0:

@@ -440,3 +440,18 @@ def test_keyframes_into_another_videos_folder_are_refused(tmp_path):
     refused = invoke("keyframes", GOLDEN / "walk10.mp4", "-o", out, "-q")
     assert refused.exit_code == 1 and "holds the outputs of another video" in refused.output
     assert (out / "t01.tiff").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(spans=((5, 2),), source="video", background="median"), "the end after the start"),
+        (dict(spans=((float("nan"), 1),), source="video", background="median"), "the end after the start"),
+        (dict(sheet="no"), "sheet='no' is not True or False"),
+        (dict(samples="abc"), "--samples 'abc' is not a whole number"),
+        (dict(threshold="AUTO"), "may also be auto or adaptive"),
+    ],
+)
+def test_library_options_are_checked_as_the_command_line_checks_them(options, message):
+    with pytest.raises(MagicmaskError, match=message):
+        magicmask.Options(**options)
