@@ -301,8 +301,17 @@ def masks(
         params = options.params
     cluster = _scheduler(backend, scheduler)
     errors = []
-    with _progress(quiet) as update:
-        written = mask_frames(chosen, background_file, output, params, counter(update, "masks", len(chosen)), errors.append, engine, jobs, force, scheduler=cluster)
+    folders = sorted({output} if output is not None else {frame.parent for frame in chosen})
+    with contextlib.ExitStack() as held:
+        from magicmask.lock import FolderLock
+        from magicmask.provenance.record import folder_owner
+
+        for folder in folders:  # no run of magicmask writes there meanwhile
+            held.enter_context(FolderLock(folder, "magicmask masks"))
+            if (folder / "magicmask.json").exists() and folder_owner(folder) is not None:
+                err.print(f"note: {folder} holds a run's record: these masks replace what it lists (magicmask check {folder} shows where they differ; magicmask run remakes them)", soft_wrap=True)
+        with _progress(quiet) as update:
+            written = mask_frames(chosen, background_file, output, params, counter(update, "masks", len(chosen)), errors.append, engine, jobs, force, scheduler=cluster)
     parts = []
     if written.written or not written.up_to_date:
         parts.append(f"{plural(written.written, 'mask')} and {'clean image' if written.written == 1 else 'clean images'} written")

@@ -534,10 +534,11 @@ def run_jobs(
 def _on_cluster(frame_jobs: Iterator[FrameJob], options: Options):
     """:func:`magicmask.cluster.render_frames` for each run of jobs with one background and one chain (it holds
     one background at a time; with --window each keyframe has its own)."""
-    from magicmask.cluster import render_frames
+    from magicmask.cluster import connect, render_frames
 
-    for (background, params), group in itertools.groupby(frame_jobs, key=lambda job: (job.background, job.params)):
-        yield from render_frames(group, background, params, options.engine, options.scheduler)
+    with connect(options.scheduler) as client:  # one connection for the whole run
+        for (background, params), group in itertools.groupby(frame_jobs, key=lambda job: (job.background, job.params)):
+            yield from render_frames(group, background, params, options.engine, client)
 
 
 def _warm_up(module) -> None:

@@ -117,9 +117,12 @@ def verify(path: str | os.PathLike, rerun: bool = True, jobs: int | None = None,
             if name in verdicts:
                 old = verdicts[name]
                 verdicts[name] = Verdict(name, old.hash, status, "; ".join(filter(None, (old.note, note))))
+        made = set(ours.makers())
+        stopped = any(status == "failed" for status, _ in reruns.values())
         for name, old in verdicts.items():
             if name not in reruns:
-                verdicts[name] = Verdict(name, old.hash, old.rerun, old.note or "made by no command: checked by hash")
+                why = "not re-run: an input of its command failed (see the failed row)" if stopped and name in made else "made by no command: checked by hash"
+                verdicts[name] = Verdict(name, old.hash, old.rerun, old.note or why)
     for name in outputs:
         report(name)
     return extra + list(verdicts.values())
