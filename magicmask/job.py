@@ -227,7 +227,6 @@ class VideoJob:
         keyframes = self.keyframes
         own: dict[Path, Path] = {}
         chains: dict[Path, MaskParams] = {}  # each keyframe's chain, when the first threshold is learned
-        chain = None
         if options.streams:
             source = iter(keyframes)
             first = next(source)  # Keyframes raises when ffmpeg finds no keyframe
@@ -256,21 +255,19 @@ class VideoJob:
             source = iter(frames)
             if maps is not None:
                 chains = {frame: options.chain(threshold_map=maps[frame]) for frame in frames}
-                result.thresholds = {frame: os.fspath(maps[frame]) for frame in frames}
             elif options.threshold_mode == "auto":
                 from magicmask.thresholds import auto_threshold
 
                 value = auto_threshold(own)
                 chains = {frame: options.chain(threshold=value) for frame in frames}
-        if not chains:
-            chain = options.params
+        chain = None if chains else options.params
         result.background = base
         resume = Resume(sorted(set(own.values())) or [base], list(chains.values()) or chain, options.force)
         for frame in iter_frames(source):
             mask, clean = output_paths(frame, result.folder)
             result.backgrounds[frame] = own.get(frame, base)
-            params = chains.get(frame, chain) if chains else chain
-            result.thresholds.setdefault(frame, params.threshold_map or params.threshold)
+            params = chains.get(frame, chain)
+            result.thresholds[frame] = params.threshold_map or params.threshold
             job = FrameJob(frame, mask, clean, own.get(frame, base), params, options.engine)
             if resume.done(job):
                 frame_done()
@@ -297,9 +294,9 @@ class VideoJob:
             result.background = renamed.get(result.background, result.background)
         result.thresholds = {renamed.get(frame, frame): value for frame, value in result.thresholds.items()}
         result.warnings = list(dict.fromkeys([*self.keyframes.warnings, *self.decoding]))
-        failed = {os.fspath(error.path) for error in result.errors}
-        result.outputs = [output_paths(frame, result.folder) for frame in frames if os.fspath(frame) not in failed and os.fspath(_old_name(frame, renamed)) not in failed]
         result.errors = [MagicmaskError(error.message, renamed.get(Path(error.path), error.path), error.hint) if error.path else error for error in result.errors]
+        failed = {os.fspath(error.path) for error in result.errors}
+        result.outputs = [output_paths(frame, result.folder) for frame in frames if os.fspath(frame) not in failed]
         if result.errors:
             return FAILED  # the folder's mark still says a run is under way: not up to date, and check says so
         folder = result.folder.resolve()
@@ -411,13 +408,6 @@ def background_warnings(result: RunResult, options: Options | None = None) -> li
     except MagicmaskError:
         pass
     return warnings
-
-
-def _old_name(frame: Path, renamed: dict[Path, Path]) -> Path:
-    for old, new in renamed.items():
-        if new == frame:
-            return old
-    return frame
 
 
 def _resolve(folder: Path, name: str) -> Path:
