@@ -61,6 +61,19 @@ def difference(background, background_scale, frame, frame_scale, out):
 
 
 @njit(inline="always", **_OPTIONS)
+def grown(top, bottom, left, right, y, x):
+    """The bounding box ``(top, bottom, left, right)`` grown to hold pixel ``(y, x)``, visited row by row
+    (so ``y`` is never above ``top`` once set). Inlined into the kernels using it."""
+    if x < left:
+        left = x
+    if x > right:
+        right = x
+    if y < top:
+        top = y
+    return top, y, left, right
+
+
+@njit(inline="always", **_OPTIONS)
 def difference_intensity_at(background, background_scale, frame, frame_scale, y, x, last_b, last_f):
     """The intensity of ``|frame - background|`` at one pixel, in Quantum, as a double: the difference per
     channel (Quantum values, the last channel repeated for gray images), then ``0.212656*R + 0.715158*G +
@@ -102,13 +115,7 @@ def difference_threshold(background, background_scale, frame, frame_scale, thres
                 out[y, x] = 0
             else:
                 out[y, x] = 65535
-                if x < left:
-                    left = x
-                if x > right:
-                    right = x
-                if y < top:
-                    top = y
-                bottom = y
+                top, bottom, left, right = grown(top, bottom, left, right, y, x)
     return top, bottom, left, right
 
 
@@ -552,13 +559,7 @@ def difference_threshold_8bit(background, frame, red, green, blue, threshold, ou
                 o[x] = 0
             else:
                 o[x] = 65535
-                if x < left:
-                    left = x
-                if x > right:
-                    right = x
-                if y < top:
-                    top = y
-                bottom = y
+                top, bottom, left, right = grown(top, bottom, left, right, y, x)
     return top, bottom, left, right
 
 
@@ -613,13 +614,7 @@ def difference_map_threshold(background, background_scale, frame, frame_scale, l
                 out[y, x] = 0
             else:
                 out[y, x] = 65535
-                if x < left:
-                    left = x
-                if x > right:
-                    right = x
-                if y < top:
-                    top = y
-                bottom = y
+                top, bottom, left, right = grown(top, bottom, left, right, y, x)
     return top, bottom, left, right
 
 
@@ -643,13 +638,7 @@ def difference_map_threshold_8bit(background, frame, red, green, blue, limit, ou
                 o[x] = 0
             else:
                 o[x] = 65535
-                if x < left:
-                    left = x
-                if x > right:
-                    right = x
-                if y < top:
-                    top = y
-                bottom = y
+                top, bottom, left, right = grown(top, bottom, left, right, y, x)
     return top, bottom, left, right
 
 
