@@ -178,12 +178,13 @@ def _rerun_convert(ours: Recipe, keyframes: list[str], mapped: dict[str, str], r
     made = ours.makers()
     custom = record.get("inputs", {}).get("background", {})
     maps = [value for value in thresholds_of(record).values() if value.endswith(".tiff")]
+    unusable: set[str] = set()  # inputs that differ from the record: the masks made from them are not re-made
     for name in dict.fromkeys([*mapped.values(), *maps]):
         if name in made or name in keyframes:
             continue
         if Path(name).is_absolute():  # the TIFF given as background, outside the folder
             if not Path(name).is_file() or sha256(name) != custom.get("sha256"):
-                results[name] = ("not re-run", "differs from the record (the background TIFF given to the run is gone or changed)")
+                unusable.add(name)  # said by verify's row for the input
                 continue
             check_tiff(name, "background")
             continue
@@ -192,11 +193,11 @@ def _rerun_convert(ours: Recipe, keyframes: list[str], mapped: dict[str, str], r
         except MagicmaskError as exc:
             return {name: ("failed", exc.message)}
         if sha256(folder / name) != outputs.get(name, {}).get("sha256"):
+            unusable.add(name)
             results[name] = ("not re-run", "differs from the record, so the masks made from it were not re-made")
             continue
         shutil.copyfile(folder / name, work / name)
         results[name] = ("not re-run", "made by magicmask's statistics, no command: checked by hash, then the input of the convert lines")
-    unusable = {name for name, (status, _) in results.items() if status == "not re-run" and "differs" in results[name][1]}
     env = dict(os.environ)
     threads = resolve_jobs(jobs)
     if threads > 1:
