@@ -73,7 +73,7 @@ STATISTICS = tuple(name for name, method in METHODS.items() if method.from_video
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: frames read so far (and per-keyframe backgrounds written), of ``total``."""
 
-_BAND_BYTES = 8 << 20  # bytes of one working band of a median (all samples of a few rows)
+BAND_BYTES = 8 << 20  # bytes of one working band of a median (all samples of a few rows)
 _EPS = 1e-6  # seconds: timestamps from ffprobe have microsecond resolution
 
 
@@ -153,7 +153,7 @@ def taken(index: int, count: int, samples: int) -> bool:
 def lower_median(frames: Sequence[np.ndarray], threads: int | None = None) -> np.ndarray:
     """The per-pixel, per-channel lower median of ``frames``: ``sorted(values)[(n - 1) // 2]``.
 
-    Exact, in the frames' dtype. Computed in bands of rows (at most ``_BAND_BYTES`` of samples each) in
+    Exact, in the frames' dtype. Computed in bands of rows (at most ``BAND_BYTES`` of samples each) in
     ``threads`` threads (all cores by default): 8-bit samples counted by a Numba kernel, 16-bit ones
     partitioned by NumPy; both release the GIL.
     """
@@ -166,7 +166,7 @@ def lower_median(frames: Sequence[np.ndarray], threads: int | None = None) -> np
     kth = (n - 1) // 2
     height = first.shape[0]
     row_bytes = first[0].nbytes * n
-    rows = max(1, min(height, _BAND_BYTES // max(row_bytes, 1)))
+    rows = max(1, min(height, BAND_BYTES // max(row_bytes, 1)))
     out = np.empty_like(first)
 
     counting = first.dtype == np.uint8

@@ -516,6 +516,12 @@ def intensity_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @functools.cache
+def intensity_fixed_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """:func:`_native_kernels.intensity_fixed_tables`, made once per process."""
+    return _kernels().intensity_fixed_tables()
+
+
+@functools.cache
 def _multiply_tables() -> tuple[np.ndarray, np.ndarray]:
     """:func:`_native_kernels.multiply_tables` for 8-bit frames, made once per process."""
     return _kernels().multiply_tables(257)
