@@ -186,6 +186,11 @@ class Options:
             raise MagicmaskError(f"--jobs {self.jobs!r} is not a number of workers", hint="use 0 for every core, 1 for no workers, or N")
         if self.engine not in ENGINES:
             raise MagicmaskError(f"--engine {self.engine!r} is not an engine", hint=f"use one of: {', '.join(ENGINES)}")
+        if self.engine == "wand":
+            from magicmask.engines import wand
+
+            if not wand.available():
+                raise MagicmaskError("--engine wand needs ImageMagick's MagickWand library, which is not installed", hint="install it (apt-get install libmagickwand-6.q16-6, brew install imagemagick), or use --engine native")
         self.chain()  # the chain's values, in ImageMagick's syntax
         kind = method.kind if isinstance(method, Method) else "file"
         what = f"--background {method.name}" if isinstance(method, Method) else "a background file"

@@ -390,10 +390,7 @@ def write_threshold_map(limit: np.ndarray, path: str | os.PathLike, template: st
     Same size, depth and compression as the keyframe; one gray channel (ImageMagick writes an image whose
     R = G = B everywhere as gray). Written atomically.
     """
-    from magicmask.engines import wand
-
-    with wand.read_tiff(template) as image:
-        channels = 2 if image.colorspace == "gray" and image.alpha_channel else 4 if image.alpha_channel else 1 if image.colorspace == "gray" else 3
+    channels = read_frame(template).shape[2]
     gray = limit[:, :, :1]
     if channels in (1, 3):
         pixels = np.repeat(gray, channels, axis=2)
