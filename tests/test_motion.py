@@ -107,3 +107,32 @@ def test_a_black_mask_has_no_centroid_and_no_box():
     assert isinstance(found, Measure) and found.area == 0 and found.x is None and found.box is None
     assert measure(np.full((4, 5), 127, np.uint8)).box is None  # below 50%
     assert measure(np.full((4, 5), 128, np.uint8)).box == (0, 0, 4, 3)
+
+
+def test_plot_writes_motion_png_beside_motion_tsv(tmp_path):
+    from PIL import Image
+
+    from magicmask.provenance.record import load
+
+    result = magicmask.run(GOLDEN / "walk.mp4", tmp_path / "walk", plot=True)
+    assert result.plot == result.folder / "motion.png"
+    picture = Image.open(result.plot)
+    assert picture.format == "PNG" and picture.size == (1100, 500)
+    assert np.asarray(picture.convert("L")).std() > 10  # something is drawn
+    _, record = load(result.folder)
+    assert "motion.png" in record["outputs"] and record["options"]["plot"] is True
+
+
+def test_without_matplotlib_plot_is_refused_in_one_line_before_any_work(tmp_path, monkeypatch):
+    import sys
+
+    from typer.testing import CliRunner
+
+    from magicmask.cli import app
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if matplotlib were not installed
+    with pytest.raises(magicmask.MagicmaskError, match=r"pip install 'magicmask\[plot\]'"):
+        magicmask.run(GOLDEN / "walk.mp4", tmp_path / "lib", plot=True)
+    result = CliRunner().invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "cli"), "--plot", "-q"])
+    assert result.exit_code == 1 and "matplotlib" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "cli").exists() and not (tmp_path / "lib").exists()
