@@ -513,6 +513,9 @@ def video_command(
     video: Annotated[Path, typer.Argument(help="The video file.", show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="The clean (foreground) video, e.g. clean.mp4.", show_default=False)],
     masks: Annotated[Optional[Path], typer.Option("--masks", help="Also write the masks as a video, e.g. masks.mp4.", show_default=False)] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Also write the motion data of every frame, e.g. motion.tsv: frame, time, area, x, y, left, top, right, bottom, motion (tab-separated).", show_default=False)] = None,
+    motiongram: Annotated[Optional[Path], typer.Option("--motiongram", help="Also write the horizontal and vertical motiongrams of the masks, e.g. motiongram.png (needs matplotlib).", show_default=False)] = None,
+    alpha: Annotated[Optional[Path], typer.Option("--alpha", help="Also write the video with the mask as alpha channel: NAME.mov (ProRes 4444, for editors: Premiere, Final Cut, Resolve) or NAME.webm (VP9, for browsers); no audio.", show_default=False)] = None,
     background_choice: BackgroundMethod = "first",
     source: Source = "keyframes",
     samples: Samples = 100,
@@ -544,8 +547,10 @@ def video_command(
         result = foreground_video(
             video, output, masks, options.background, options.chain(), crf, lossless, preset, jobs, update,
             source=options.source, samples=options.samples, spans=options.spans, threshold=options.threshold_mode,
+            data=data, motiongram=motiongram, alpha=alpha,
         )
-    written = f"{result.output}" + (f" and {result.masks}" if result.masks else "")
+    made = [path for path in (result.masks, result.alpha, result.data, result.motiongram) if path is not None]
+    written = f"{result.output}" + "".join(f", {path}" for path in made[:-1]) + (f" and {made[-1]}" if made else "")
     audio = ", audio copied" if result.audio else ""
     learned = f", --threshold {options.threshold}: {result.threshold if result.threshold.startswith('a ') else '-threshold ' + result.threshold}" if result.threshold else ""
     out.print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps){audio}{learned}: {written}", soft_wrap=True)

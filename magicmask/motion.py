@@ -318,18 +318,18 @@ class Motiongram:
             raise MagicmaskError("no frame for a motiongram", hint="check that the video decodes")
         return np.stack(columns), np.stack(rows, axis=1)
 
-    def picture(self, duration: float, title: str = "") -> bytes:
-        """The two motiongrams as one PNG (matplotlib), time along the x axis of both, ``duration`` seconds."""
+    def picture(self, start: float, duration: float, title: str = "") -> bytes:
+        """The two motiongrams as one PNG (matplotlib), time along the x axis of both: ``duration`` seconds from ``start``."""
         Figure = require_matplotlib("the motiongram")
         horizontal, vertical = self.arrays()
         width, height = horizontal.shape[1], vertical.shape[0]
         figure = Figure(figsize=(11, 7), layout="constrained")
         axes = figure.subplots(2, 1, sharex=True, height_ratios=(width, height))
-        extent = (0, duration, width, 0)
+        extent = (start, start + duration, width, 0)
         shown = axes[0].imshow(horizontal.T, aspect="auto", cmap="magma", vmin=0, extent=extent, interpolation="antialiased")
         axes[0].set_ylabel("x (pixels)")
         axes[0].set_title("horizontal motiongram: the mask's mean over each column", fontsize=10)
-        axes[1].imshow(vertical, aspect="auto", cmap="magma", vmin=0, extent=(0, duration, height, 0), interpolation="antialiased")
+        axes[1].imshow(vertical, aspect="auto", cmap="magma", vmin=0, extent=(start, start + duration, height, 0), interpolation="antialiased")
         axes[1].set_ylabel("y (pixels)")
         axes[1].set_xlabel("time (s)")
         axes[1].set_title("vertical motiongram: the mask's mean over each row", fontsize=10)
