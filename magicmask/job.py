@@ -123,6 +123,47 @@ class RunResult:
     def __repr__(self) -> str:
         return f"<RunResult {self.status}: {self.video} -> {self.folder}, {plural(len(self.keyframes), 'keyframe')}>"
 
+    def _repr_html_(self) -> str:
+        """In a notebook (Jupyter, VS Code): what was made, the contact sheet and the motion plot, shown inline
+        (scaled to at most :data:`SHOWN_WIDTH` pixels wide, embedded as JPEG/PNG)."""
+        import html
+
+        rows = [("video", self.video), ("folder", self.folder), ("status", self.status), ("keyframes", len(self.keyframes))]
+        if self.background is not None:
+            rows.append(("background", self.background))
+        rows += [(name, path) for name, path in (("motion data", self.motion), ("motion plot", self.plot), ("record", self.record)) if path is not None]
+        if self.cutouts:
+            rows.append(("cut-outs", f"{self.cutouts[0].name} ... ({len(self.cutouts)})"))
+        rows += [("error", self.message)] if self.message else []
+        rows += [("warning", warning) for warning in self.warnings]
+        table = "".join(f"<tr><th style='text-align:left'>{html.escape(name)}</th><td style='text-align:left'>{html.escape(str(value))}</td></tr>" for name, value in rows)
+        pictures = "".join(_inline(path) for path in (self.sheet, self.plot) if path is not None)
+        return f"<div><table>{table}</table>{pictures}</div>"
+
+
+SHOWN_WIDTH = 1600
+"""The widest picture :meth:`RunResult._repr_html_` embeds (a sheet of 400 keyframes is about 11,000 pixels wide)."""
+
+
+def _inline(path: Path) -> str:
+    """An ``<img>`` of ``path`` scaled to :data:`SHOWN_WIDTH`, embedded (empty when it cannot be read)."""
+    import base64
+    import html
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.thumbnail((SHOWN_WIDTH, SHOWN_WIDTH * 4))
+            buffer = io.BytesIO()
+            kind = "png" if path.suffix.lower() == ".png" else "jpeg"
+            image.convert("RGB").save(buffer, format=kind.upper(), **({"quality": 85} if kind == "jpeg" else {}))
+    except (OSError, ValueError):
+        return ""
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return f"<div><img src='data:image/{kind};base64,{data}' alt='{html.escape(path.name)}' style='max-width:100%'></div>"
+
 
 def expand(videos: Iterable[str | os.PathLike]) -> list[Path]:
     """The videos named, with glob patterns that name no file expanded (``'takes/*.mp4'`` quoted from the shell).

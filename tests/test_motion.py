@@ -136,3 +136,21 @@ def test_without_matplotlib_plot_is_refused_in_one_line_before_any_work(tmp_path
     result = CliRunner().invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "cli"), "--plot", "-q"])
     assert result.exit_code == 1 and "matplotlib" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "cli").exists() and not (tmp_path / "lib").exists()
+
+
+def test_a_run_result_shows_its_sheet_and_plot_in_a_notebook(tmp_path):
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    result = magicmask.run(GOLDEN / "walk.mp4", tmp_path / "walk<&>", plot=True)
+    shown = result._repr_html_()
+    images = re.findall(r"data:image/(jpeg|png);base64,([A-Za-z0-9+/=]+)", shown)
+    assert [kind for kind, _ in images] == ["jpeg", "png"]  # the sheet, then the motion plot
+    sheet = Image.open(io.BytesIO(base64.b64decode(images[0][1])))
+    assert sheet.size == Image.open(result.sheet).size  # small enough to embed as it is
+    assert "walk&lt;&amp;&gt;" in shown and "motion.tsv" in shown and "<&>" not in shown
+    failed = magicmask.job.RunResult(GOLDEN / "walk.mp4", tmp_path / "x", status="failed", error=magicmask.MagicmaskError("boom"))
+    assert "<img" not in failed._repr_html_() and "boom" in failed._repr_html_()
