@@ -533,7 +533,8 @@ def video_command(
     """Every frame (not only keyframes) through the blog's mask chain and multiply, streamed back into H.264.
 
     Frames come from ffmpeg's raw pipe and go to ffmpeg's encoder: nothing is written to disk but the
-    videos; audio is copied. Each frame of the clean video is what the blog's two convert lines compute
+    outputs asked for; audio is copied. --data, --motiongram and --alpha add the motion data of every
+    frame, the masks' motiongrams and a video with the mask as alpha. Each frame of the clean video is what the blog's two convert lines compute
     for that decoded frame (before JPEG), encoded with --crf, or exactly with --lossless. The background
     is made as run makes it (--background, --from, --samples, --span), in memory. H.264 4:2:0 needs an even
     width and height: a video of odd size gets one black column (right) and/or row (bottom); --lossless
@@ -641,6 +642,7 @@ def demo(
     out.print(f"masks, cleans:  {result.folder}/NAME-mask.tiff, NAME-clean.jpg ({plural(len(result.outputs), 'keyframe')})", soft_wrap=True)
     out.print(f"background:     {result.background}", soft_wrap=True)
     out.print(f"display:        {result.display}", soft_wrap=True)
+    out.print(f"motion data:    {result.motion}" + (f", plot {result.plot}" if result.plot else " (pip install 'magicmask[plot]' for its plot, motion.png)"), soft_wrap=True)
     out.print(f"sheet:          {result.sheet}", soft_wrap=True)
     out.print(f"record:         {result.record} (magicmask check {result.folder} re-runs its commands)", soft_wrap=True)
     _report_errors(result.errors, len(result.keyframes))

@@ -174,7 +174,7 @@ def contact_sheet(
 
     The keyframes are laid out in reading order, in as many columns as make the sheet closest to a
     screen's shape (16:9), under a title naming the video; thumbnails keep ``width`` whatever the number
-    of keyframes (68 keyframes make a sheet of about 5300x2700 pixels, 400 about 9000x5300).
+    of keyframes (of 4:3 frames, 68 keyframes make a sheet of 4494x2658 pixels, 400 one of 11244x5928).
 
     Parameters
     ----------
