@@ -78,6 +78,8 @@ def read_samples(path: str | os.PathLike, data: bytes | None = None) -> np.ndarr
         samples = np.asarray(tifffile.imread(io.BytesIO(data) if data is not None else path, key=0))
     except Exception as exc:
         raise MagicmaskError(f"cannot read: {exc}", path, "check that the file is a complete TIFF") from None
+    if samples.ndim not in (2, 3) or samples.dtype not in (np.uint8, np.uint16):
+        raise MagicmaskError(f"cannot read: not an image of 8- or 16-bit samples ({samples.dtype}, {samples.ndim} dimensions)", path, "check that the file is a complete TIFF")
     if samples.ndim == 3 and samples.shape[0] in (3, 4) and samples.shape[-1] not in (1, 2, 3, 4):
         samples = np.moveaxis(samples, 0, -1)  # planar
     return samples if samples.ndim == 3 else samples[:, :, None]

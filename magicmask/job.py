@@ -331,8 +331,7 @@ class VideoJob:
             result.thresholds[frame] = params.threshold_map or params.threshold
             job = FrameJob(frame, mask, clean, own.get(frame, base), params, options.engine, True, cutout_path(frame) if options.cutout else None)
             self.index[frame] = index
-            if resume.done(job):
-                self.track.add(index, extras(replace(job, cutout=None)).measure)  # measured from its mask file
+            if resume.done(job) and self._measured(index, job):
                 frame_done()
             else:
                 yield job
@@ -392,10 +391,8 @@ class VideoJob:
         result.motion = write_atomic(result.folder / MOTION_NAME, tsv_bytes(rows), keep_identical=True)
         extra.append(result.motion)
         if options.plot:
-            from magicmask.engines.native import read_picture
-
-            rows_, columns = read_picture(result.outputs[0][0], "mask").samples.shape[:2] if result.outputs else (0, 0)
-            result.plot = write_atomic(result.folder / PLOT_NAME, plot(rows, (columns, rows_), f"{result.video.name}: motion of the masks, {plural(len(frames), 'keyframe')}"))
+            height, width = self.track.measures[0].size
+            result.plot = write_atomic(result.folder / PLOT_NAME, plot(rows, (width, height), f"{result.video.name}: motion of the masks, {plural(len(frames), 'keyframe')}"))
             extra.append(result.plot)
         if options.display:
             result.display = keyframe_display(frames, result.folder / DISPLAY_NAME, engine=options.engine, jobs=1)
@@ -410,6 +407,14 @@ class VideoJob:
         records.release(result.folder, result.video, made)
         self._mark("complete")
         return DONE
+
+    def _measured(self, index: int, job: FrameJob) -> bool:
+        """A frame already done, measured from its mask file; False when that file cannot be read (made again)."""
+        try:
+            self.track.add(index, extras(replace(job, cutout=None)).measure)
+        except MagicmaskError:
+            return False
+        return True
 
     def _keyframe_times(self, count: int) -> list[float] | None:
         """The keyframes' timestamps (seconds), from their packets, else decoded as ffmpeg decodes them; None

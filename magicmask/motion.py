@@ -49,8 +49,8 @@ class Measure:
     """``(rows, columns)`` of the mask."""
     top: int
     """The mask's white: 255 for 8-bit masks, 65535 for 16-bit ones."""
-    total: float
-    """The sum of the mask's samples, in units of white."""
+    total: int
+    """The sum of the mask's samples."""
     x: float | None
     y: float | None
     box: tuple[int, int, int, int] | None
@@ -63,7 +63,7 @@ class Measure:
     @property
     def area(self) -> float:
         rows, columns = self.size
-        return self.total / (rows * columns)
+        return self.total / (self.top * rows * columns)
 
 
 def gray(mask: np.ndarray) -> np.ndarray:
@@ -76,8 +76,17 @@ def gray(mask: np.ndarray) -> np.ndarray:
     return np.round(mask[:, :, :3].mean(axis=2)).astype(mask.dtype)
 
 
+def _span(values: np.ndarray) -> tuple[int, int] | None:
+    """``(first, last + 1)`` of the non-zero entries of a 1-D array, or None."""
+    found = np.flatnonzero(values)
+    return (int(found[0]), int(found[-1]) + 1) if found.size else None
+
+
 def measure(mask: np.ndarray) -> Measure:
     """The :class:`Measure` of a mask's samples (``(rows, columns)`` or ``(rows, columns, channels)``, 8 or 16 bits).
+
+    Sums over rows first, then over the columns of the rows that are not black, and the rest on the
+    bounding box of what is not black: a few milliseconds for a 1080p mask.
 
     Raises
     ------
@@ -89,49 +98,49 @@ def measure(mask: np.ndarray) -> Measure:
         raise MagicmaskError(f"cannot measure a mask of {plane.dtype} samples", hint="masks are 8- or 16-bit")
     top = 255 if plane.dtype == np.uint8 else 65535
     size = (int(plane.shape[0]), int(plane.shape[1]))
-    rows = np.flatnonzero(plane.any(axis=1))
-    if rows.size == 0:
-        return Measure(size, top, 0.0, None, None, None)
-    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    by_row = plane.sum(axis=1, dtype=np.uint64)
+    rows = _span(by_row)
+    if rows is None:
+        return Measure(size, top, 0, None, None, None)
+    (r0, r1) = rows
     band = plane[r0:r1]
-    columns = np.flatnonzero(band.any(axis=0))
-    c0, c1 = int(columns[0]), int(columns[-1]) + 1
-    crop = np.ascontiguousarray(band[:, c0:c1])
-    by_column = crop.sum(axis=0, dtype=np.uint64).astype(np.float64)
-    by_row = crop.sum(axis=1, dtype=np.uint64).astype(np.float64)
-    total = float(by_column.sum())
-    x = float(by_column @ np.arange(c0, c1, dtype=np.float64)) / total
-    y = float(by_row @ np.arange(r0, r1, dtype=np.float64)) / total
-    half = crop >= (top + 1) // 2  # 128 of 255, 32768 of 65535: at least 50%
+    by_column = band.sum(axis=0, dtype=np.uint64)
+    c0, c1 = _span(by_column)
+    crop = np.array(band[:, c0:c1])  # a copy: the mask itself is not kept
+    total = int(by_row.sum())
+    x = float(by_column[c0:c1].astype(np.float64) @ np.arange(c0, c1, dtype=np.float64)) / total
+    y = float(by_row[r0:r1].astype(np.float64) @ np.arange(r0, r1, dtype=np.float64)) / total
+    half = (top + 1) // 2  # 128 of 255, 32768 of 65535: at least 50%
+    inside_rows = _span(crop.max(axis=1) >= half)
     box = None
-    inside_rows = np.flatnonzero(half.any(axis=1))
-    if inside_rows.size:
-        inside_columns = np.flatnonzero(half.any(axis=0))
-        box = (c0 + int(inside_columns[0]), r0 + int(inside_rows[0]), c0 + int(inside_columns[-1]), r0 + int(inside_rows[-1]))
-    return Measure(size, top, total / top, x, y, box, (r0, c0), crop)
+    if inside_rows is not None:
+        inside_columns = _span(crop.max(axis=0) >= half)
+        box = (c0 + inside_columns[0], r0 + inside_rows[0], c0 + inside_columns[1] - 1, r0 + inside_rows[1] - 1)
+    return Measure(size, top, total, x, y, box, (r0, c0), crop)
 
 
 def motion_between(before: Measure, after: Measure) -> float:
-    """The quantity of motion from ``before`` to ``after``: the mean absolute change of the mask, 0-1."""
+    """The quantity of motion from ``before`` to ``after``: the mean absolute change of the mask, 0-1.
+
+    ``|a - b| = a + b - 2 min(a, b)``: the sums are known, and ``min`` is not zero only where both
+    masks' non-black parts overlap, so only that overlap is read.
+    """
     if before.size != after.size:
         raise MagicmaskError(f"masks of different sizes ({before.size[1]}x{before.size[0]}, {after.size[1]}x{after.size[0]})", hint="measure the masks of one video")
-    parts = [m for m in (before, after) if m.crop is not None]
-    if not parts:
-        return 0.0
-    r0 = min(m.origin[0] for m in parts)
-    c0 = min(m.origin[1] for m in parts)
-    r1 = max(m.origin[0] + m.crop.shape[0] for m in parts)
-    c1 = max(m.origin[1] + m.crop.shape[1] for m in parts)
-    planes = []
-    for m in (before, after):
-        plane = np.zeros((r1 - r0, c1 - c0), dtype=np.int32)
-        if m.crop is not None:
-            rows, columns = m.crop.shape
-            plane[m.origin[0] - r0 : m.origin[0] - r0 + rows, m.origin[1] - c0 : m.origin[1] - c0 + columns] = m.crop
-        planes.append(plane)
-    changed = float(np.abs(planes[1] - planes[0]).sum(dtype=np.uint64))
+    if (before.total and before.crop is None) or (after.total and after.crop is None):
+        raise MagicmaskError("a mask's samples were let go before its motion was measured", hint="measure the masks in order (see Track)")
+    common = 0
+    if before.crop is not None and after.crop is not None:
+        (ar, ac), (br, bc) = before.origin, after.origin
+        r0, c0 = max(ar, br), max(ac, bc)
+        r1 = min(ar + before.crop.shape[0], br + after.crop.shape[0])
+        c1 = min(ac + before.crop.shape[1], bc + after.crop.shape[1])
+        if r0 < r1 and c0 < c1:
+            a = before.crop[r0 - ar : r1 - ar, c0 - ac : c1 - ac]
+            b = after.crop[r0 - br : r1 - br, c0 - bc : c1 - bc]
+            common = int(np.minimum(a, b).sum(dtype=np.uint64))
     rows, columns = before.size
-    return changed / (before.top * rows * columns)
+    return (before.total + after.total - 2 * common) / (before.top * rows * columns)
 
 
 class Track:

@@ -154,3 +154,17 @@ def test_a_run_result_shows_its_sheet_and_plot_in_a_notebook(tmp_path):
     assert "walk&lt;&amp;&gt;" in shown and "motion.tsv" in shown and "<&>" not in shown
     failed = magicmask.job.RunResult(GOLDEN / "walk.mp4", tmp_path / "x", status="failed", error=magicmask.MagicmaskError("boom"))
     assert "<img" not in failed._repr_html_() and "boom" in failed._repr_html_()
+
+
+def test_a_damaged_mask_of_a_frame_already_done_is_made_again(tmp_path):
+    out = tmp_path / "walk"
+    first = magicmask.run(GOLDEN / "walk.mp4", out).motion.read_text()
+    mask = out / "t03-mask.tiff"
+    stat = mask.stat()
+    mask.write_bytes(mask.read_bytes()[:200])  # truncated, with its old time: it looks done
+    import os
+
+    os.utime(mask, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = magicmask.run(GOLDEN / "walk.mp4", out, display=True)
+    assert again.status == "done" and again.motion.read_text() == first
+    assert tifffile.imread(mask).shape[:2] == (120, 160)
