@@ -249,7 +249,8 @@ class VideoJob:
         self.started = time.perf_counter()
         check_video_path(result.video)
         hash_soon(result.video)
-        if not options.force and (done := records.is_current(result.folder, result.video, options.recorded())) is not None:
+        done = None if options.force else records.is_current(result.folder, result.video, options.recorded())
+        if done is not None and MOTION_NAME in done["outputs"]:  # a folder made before motion data gets it now
             self._up_to_date(done)
             return False
         self.keyframes = Keyframes(result.video, result.folder)  # probed first: a file that is no video claims no folder

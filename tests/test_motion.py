@@ -168,3 +168,18 @@ def test_a_damaged_mask_of_a_frame_already_done_is_made_again(tmp_path):
     again = magicmask.run(GOLDEN / "walk.mp4", out, display=True)
     assert again.status == "done" and again.motion.read_text() == first
     assert tifffile.imread(mask).shape[:2] == (120, 160)
+
+
+def test_a_folder_finished_before_motion_data_gets_it_on_the_next_run(tmp_path):
+    import json
+
+    out = tmp_path / "walk"
+    first = magicmask.run(GOLDEN / "walk.mp4", out)
+    table = first.motion.read_text()
+    record = json.loads((out / "magicmask.json").read_text())
+    del record["outputs"]["motion.tsv"]  # as an earlier version wrote it
+    (out / "magicmask.json").write_text(json.dumps(record))
+    first.motion.unlink()
+    again = magicmask.run(GOLDEN / "walk.mp4", out)
+    assert again.status == "done" and again.motion.read_text() == table
+    assert magicmask.run(GOLDEN / "walk.mp4", out).status == "up to date"
