@@ -77,10 +77,12 @@ def test_backgrounds_are_a_tree_of_partial_folds_with_the_local_bytes(client, fr
 @pytest.mark.parametrize("video", ["walk", "walk10"])
 def test_run_on_a_cluster_from_the_command_line_matches_the_seed(client, video, tmp_path):
     address = client.scheduler.address
-    result = CliRunner().invoke(app, ["run", str(GOLDEN / f"{video}.mp4"), "-o", str(tmp_path / "dask"), "-b", "lighten", "--backend", "dask", "--scheduler", address, "-q"])
+    result = CliRunner().invoke(app, ["run", str(GOLDEN / f"{video}.mp4"), "-o", str(tmp_path / "dask"), "-b", "lighten", "--cutout", "--backend", "dask", "--scheduler", address, "-q"])
     assert result.exit_code == 0, result.output
-    run(GOLDEN / f"{video}.mp4", tmp_path / "local", background="lighten", jobs=1)
+    run(GOLDEN / f"{video}.mp4", tmp_path / "local", background="lighten", jobs=1, cutout=True)
     assert written(tmp_path / "dask") == written(tmp_path / "local")
+    made = visible(tmp_path / "dask")  # measured and cut out here, from the bytes the workers sent: the same bytes
+    assert "motion.tsv" in made and sum(name.endswith("-cutout.png") for name in made) == sum(name.endswith("-mask.tiff") for name in made) > 1
     for name in visible(tmp_path / "dask"):
         if name.endswith(("-mask.tiff", "-clean.jpg")) or name == "background.tiff":
             assert compare_files(tmp_path / "dask" / name, GOLDEN / video / "lighten" / name).identical, name

@@ -840,10 +840,17 @@ def render_frame(background: Picture, frame: str | os.PathLike, params: MaskPara
         When the frame is not a readable TIFF of a kind this engine handles, or its size differs
         from the background's.
     """
+    return render_samples(background, frame, params, background_path)[:2]
+
+
+def render_samples(background: Picture, frame: str | os.PathLike, params: MaskParams = MaskParams(), background_path=None) -> tuple[bytes, bytes, np.ndarray, np.ndarray]:
+    """:func:`render_frame`, and the samples it had in hand: ``(mask bytes, clean bytes, mask samples, frame
+    samples)`` (the mask file's samples, at the background's depth; the frame's as read), for what is
+    measured or cut out of the same pass."""
     picture = read_picture(frame)
     check_same_size(background, picture, frame, background_path)
     mask, clean, gray = _foreground(background, picture, params)
-    return tiff_bytes(mask, background, chromaticities=getattr(params, "threshold_map", None) is None), jpeg_bytes(clean[:, :, :1] if gray else clean, picture)
+    return tiff_bytes(mask, background, chromaticities=getattr(params, "threshold_map", None) is None), jpeg_bytes(clean[:, :, :1] if gray else clean, picture), mask, picture.samples
 
 
 def warm_up(depths: tuple[int, ...] = (8,)) -> None:

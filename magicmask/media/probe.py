@@ -257,6 +257,16 @@ def keyframe_times(video: str | os.PathLike) -> np.ndarray:
     return _times(entries, ("best_effort_timestamp_time", "pts_time"), fps)
 
 
+def keyframe_packet_times(video: str | os.PathLike) -> np.ndarray:
+    """The presentation times (seconds) of the keyframe packets of ``video``, in order: read without decoding
+    (the keyframes :func:`extract_keyframes` writes, unless the file is damaged: compare the counts)."""
+    video = check_video_path(video)
+    stream = probe(video)
+    command = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time,flags", "-of", "json", file_url(video)]
+    entries = [entry for entry in _probe_json(command, video).get("packets", []) if "K" in str(entry.get("flags", ""))]
+    return _times(entries, ("pts_time", "dts_time"), _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")))
+
+
 def video_info(video: str | os.PathLike, times: np.ndarray | None = None) -> VideoInfo:
     """Size, frame rate, frame count, duration and pixel formats of ``video``'s first video stream.
 
