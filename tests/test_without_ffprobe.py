@@ -41,6 +41,7 @@ def answers(video: Path) -> dict:
         "info": info,
         "frame_times": probe.frame_times(video),
         "keyframe_times": probe.keyframe_times(video),
+        "keyframe_packet_times": probe.keyframe_packet_times(video),
         "keyframe_count": probe.keyframe_count(video),
         "has_audio": probe.has_audio(video),
         "frame_rate": probe.frame_rate(video),

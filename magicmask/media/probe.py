@@ -262,6 +262,9 @@ def keyframe_packet_times(video: str | os.PathLike) -> np.ndarray:
     (the keyframes :func:`extract_keyframes` writes, unless the file is damaged: compare the counts)."""
     video = check_video_path(video)
     stream = probe(video)
+    if not _has_ffprobe():
+        read = packets.read(video)
+        return _filled(read.times[read.keys], _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")))
     command = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time,flags", "-of", "json", file_url(video)]
     entries = [entry for entry in _probe_json(command, video).get("packets", []) if "K" in str(entry.get("flags", ""))]
     return _times(entries, ("pts_time", "dts_time"), _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")))
