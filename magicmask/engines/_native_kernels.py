@@ -563,6 +563,18 @@ def difference_threshold_8bit(background, frame, red, green, blue, threshold, ou
     return top, bottom, left, right
 
 
+@njit(inline="always", **_OPTIONS)
+def _kth_counted(counts, low, kth):
+    """The ``kth`` smallest (0-based) of the values a 256-bin histogram ``counts`` holds, none below ``low``."""
+    seen = 0
+    v = np.int64(low)
+    while True:
+        seen += counts[v]
+        if seen > kth:
+            return v
+        v += 1
+
+
 @njit(**_OPTIONS)
 def lower_median_8bit(stack, kth, out):
     """For every column ``p`` of ``stack`` (``n x m`` uint8: ``n`` frames' samples side by side), the
@@ -580,14 +592,7 @@ def lower_median_8bit(stack, kth, out):
             counts[v] += 1
             if v < low:
                 low = v
-        seen = 0
-        v = np.int64(low)
-        while True:
-            seen += counts[v]
-            if seen > kth:
-                break
-            v += 1
-        out[p] = v
+        out[p] = _kth_counted(counts, low, kth)
         for i in range(n):
             counts[stack[i, p]] = 0
 
@@ -706,14 +711,7 @@ def difference_spread_8bit(background, stack, red, green, blue, offset, kth, out
             counts[v] += 1
             low = min(low, v)
             high = max(high, v)
-        seen = 0
-        v = low
-        while True:
-            seen += counts[v]
-            if seen > kth:
-                break
-            v += 1
-        out[p] = v
+        out[p] = _kth_counted(counts, low, kth)
         if high - low < n:
             for v in range(low, high + 1):
                 total[v] += counts[v]
