@@ -150,8 +150,31 @@ def write_background(pixels: np.ndarray, path: str | os.PathLike, template: str 
             raw.read(blob=data, format=raw_format, width=width, height=height, depth=depth)
             with image.clone() as out:
                 out.composite(raw, left=0, top=0, operator="copy")
-                blob = out.make_blob("tiff")
-    return write_atomic(path, blob, keep_identical=True)  # a re-run's same background keeps its time: its masks stay up to date
+                blob = _zero_alignment_byte(out.make_blob("tiff"))
+    return write_atomic(path, blob, keep_identical=True)
+
+
+def _zero_alignment_byte(blob: bytes) -> bytes:
+    """``blob`` with the byte that word-aligns its IFD after odd-length image data set to 0.
+
+    libtiff skips that byte rather than writing it: in a file it is a hole, read as 0; in the memory
+    ImageMagick's ``make_blob`` writes to, it is whatever that memory held (a different byte from run to run).
+    """
+    import io
+
+    import tifffile
+
+    if len(blob) < 8 or blob[:4] not in (b"II*\x00", b"MM\x00*"):
+        return blob
+    ifd = int.from_bytes(blob[4:8], "little" if blob[:2] == b"II" else "big")
+    if ifd <= 8 or ifd % 2:
+        return blob
+    with tifffile.TiffFile(io.BytesIO(blob)) as tif:
+        page = tif.pages.first
+        end = max((offset + count for offset, count in zip(page.dataoffsets, page.databytecounts)), default=0)
+    if end != ifd - 1:
+        return blob
+    return blob[: ifd - 1] + b"\x00" + blob[ifd:]  # a re-run's same background keeps its time: its masks stay up to date
 
 
 def background_path(frame: str | os.PathLike, out_dir: str | os.PathLike) -> Path:

@@ -85,3 +85,15 @@ def test_the_wand_engine_without_imagemagick_says_what_to_install(monkeypatch):
         Options(engine="wand")
     assert "--engine native" in str(raised.value)
     Options(engine="native")
+
+
+def test_the_byte_aligning_imagemagicks_ifd_is_written_as_zero(tiffs, tmp_path):
+    """ImageMagick's in-memory TIFF leaves the IFD's alignment byte as whatever memory held (runs of
+    write_threshold_map differed there at random): it is set to 0, as in a file convert writes."""
+    limit = np.random.default_rng(9).integers(13, 256, (*statistics.read_frame(tiffs["rgb24"]).shape[:2], 1)).astype(np.uint8)
+    written = thresholds.write_threshold_map(limit, tmp_path / "map.tiff", tiffs["rgb24"]).read_bytes()
+    ifd = int.from_bytes(written[4:8], "little")
+    assert ifd % 2 == 0 and written[ifd - 1] == 0
+    dirty = written[: ifd - 1] + b"\xab" + written[ifd:]
+    assert statistics._zero_alignment_byte(dirty) == written
+    assert [thresholds.write_threshold_map(limit, tmp_path / f"again{i}.tiff", tiffs["rgb24"]).read_bytes() for i in range(4)] == [written] * 4
