@@ -385,6 +385,8 @@ def foreground_video(
             for writer in writers:
                 if writer.error is not None:
                     raise writer.error
+            if count == 0:  # raised here, so that no output is left (each is rolled back)
+                raise MagicmaskError("ffmpeg decoded no frame", video, "check that the video decodes (ffplay)")
             for writer in writers:
                 writer.encoder.close()
             if data_tmp is not None:
@@ -392,7 +394,7 @@ def foreground_video(
 
                 names = [str(index) for index in range(count)]
                 data_tmp.write_bytes(tsv_bytes(measured.track.rows(names, [float(t) for t in times])))
-            if gram_tmp is not None and count:
+            if gram_tmp is not None:
                 title = f"{video.name}: motiongrams of the masks, {count} frames"
                 gram_tmp.write_bytes(measured.gram.picture(float(times[0]) if len(times) else 0.0, info.duration, title))
         except BaseException:
@@ -404,8 +406,6 @@ def foreground_video(
             for writer in writers:
                 writer.join(timeout=10)
             raise
-    if count == 0:
-        raise MagicmaskError("ffmpeg decoded no frame", video, "check that the video decodes (ffplay)")
     from magicmask.media.encode import encoded_size
 
     size = encoded_size(info.width, info.height, lossless)

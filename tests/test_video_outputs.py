@@ -129,3 +129,12 @@ def test_motiongram_without_matplotlib_is_a_one_line_error(clip, tmp_path, monke
     assert result.exit_code == 1 and "pip install 'magicmask[plot]'" in result.output and list(tmp_path.iterdir()) == []
     with pytest.raises(MagicmaskError, match="matplotlib"):
         foreground_video(clip, tmp_path / "clean.mp4", motiongram=tmp_path / "m.png")
+
+
+def test_a_video_decoding_to_no_frame_leaves_no_output(clip, tmp_path, monkeypatch):
+    import magicmask.video
+
+    monkeypatch.setattr(magicmask.video, "_stream", lambda *args, **kwargs: 0)  # every packet undecodable
+    with pytest.raises(MagicmaskError, match="decoded no frame"):
+        foreground_video(clip, tmp_path / "clean.mp4", masks=tmp_path / "masks.mp4", data=tmp_path / "motion.tsv", motiongram=tmp_path / "motiongram.png", jobs=2)
+    assert list(tmp_path.iterdir()) == [] and leftovers(tmp_path) == []
