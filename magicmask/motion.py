@@ -327,8 +327,9 @@ class Motiongram:
             raise MagicmaskError("no frame for a motiongram", hint="check that the video decodes")
         return np.stack(columns), np.stack(rows, axis=1)
 
-    def picture(self, start: float, duration: float, title: str = "") -> bytes:
-        """The two motiongrams as one PNG (matplotlib), time along the x axis of both: ``duration`` seconds from ``start``."""
+    def picture(self, start: float, duration: float, title: str = "", unit: str = "s") -> bytes:
+        """The two motiongrams as one PNG (matplotlib), time along the x axis of both: ``duration`` seconds from
+        ``start`` (with ``unit="frame"``, ``duration`` frames: when the frames' times are not known)."""
         Figure = require_matplotlib("the motiongram")
         horizontal, vertical = self.arrays()
         width, height = horizontal.shape[1], vertical.shape[0]
@@ -340,7 +341,7 @@ class Motiongram:
         axes[0].set_title("horizontal motiongram: the mask's mean over each column", fontsize=10)
         axes[1].imshow(vertical, aspect="auto", cmap="magma", vmin=0, extent=(start, start + duration, height, 0), interpolation="antialiased")
         axes[1].set_ylabel("y (pixels)")
-        axes[1].set_xlabel("time (s)")
+        axes[1].set_xlabel("time (s)" if unit == "s" else unit)
         axes[1].set_title("vertical motiongram: the mask's mean over each row", fontsize=10)
         figure.colorbar(shown, ax=axes, label="mean of the mask (0-1)", shrink=0.8)
         if title:

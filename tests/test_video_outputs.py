@@ -14,6 +14,7 @@ from conftest import leftovers
 from magicmask.cli import app
 from magicmask.errors import MagicmaskError
 from magicmask.media.decode import iter_frames
+from magicmask.media.probe import frame_times as frame_times_of_packets
 from magicmask.motion import Motiongram, read_tsv
 from magicmask.sample import make_sample_video
 from magicmask.video import foreground_video
@@ -129,6 +130,20 @@ def test_motiongram_without_matplotlib_is_a_one_line_error(clip, tmp_path, monke
     assert result.exit_code == 1 and "pip install 'magicmask[plot]'" in result.output and list(tmp_path.iterdir()) == []
     with pytest.raises(MagicmaskError, match="matplotlib"):
         foreground_video(clip, tmp_path / "clean.mp4", motiongram=tmp_path / "m.png")
+
+
+def test_a_video_cut_mid_gop_gets_no_wrong_times(clip, tmp_path):
+    """Its first packets need a keyframe it does not hold: ffmpeg decodes fewer frames than there are packets,
+    so the packets' times are not the frames' (which frames are missing is not known)."""
+    cut = tmp_path / "cut.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-c:v", "copy", "-bsf:v", "noise=drop=lt(n\\,3)", str(cut)], check=True)
+    packets = len(frame_times_of_packets(cut))
+    result = foreground_video(cut, tmp_path / "clean.mp4", data=tmp_path / "motion.tsv", motiongram=tmp_path / "motiongram.png", jobs=2)
+    assert 0 < result.frames < packets  # the case: the frames before the first keyframe are not output
+    rows = read_tsv(result.data)
+    assert len(rows) == result.frames and all(row["time"] is None for row in rows)
+    assert any(f"decoded {result.frames} frames but the video has {packets}" in warning and "--data without times" in warning for warning in result.warnings), result.warnings
+    assert Image.open(result.motiongram).format == "PNG"
 
 
 def test_a_video_decoding_to_no_frame_leaves_no_output(clip, tmp_path, monkeypatch):
