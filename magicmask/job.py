@@ -419,14 +419,29 @@ class VideoJob:
 
     def _keyframe_times(self, count: int) -> list[float] | None:
         """The keyframes' timestamps (seconds), from their packets, else decoded as ffmpeg decodes them; None
-        when neither gives one per keyframe."""
+        when neither gives one per keyframe.
+
+        The times are optional (motion.tsv's time cells are left empty): any error reading them (the video
+        moved or changed while the work went on, a damaged file) is a warning, never the run's failure.
+        """
+        failures = []
+        times = []
         try:
             times = self._times.result() if self._times is not None else []
-            if len(times) != count:
+        except Exception as exc:
+            failures.append(exc)
+        if len(times) != count:
+            try:
                 times = keyframe_times(self.result.video)
-        except MagicmaskError:
-            return None
-        return [float(t) for t in times] if len(times) == count else None
+            except Exception as exc:
+                failures.append(exc)
+                times = []
+        if len(times) == count:
+            return [float(t) for t in times]
+        if failures:
+            reason = failures[-1].message if isinstance(failures[-1], MagicmaskError) else f"{type(failures[-1]).__name__}: {failures[-1]}"
+            self.result.warnings.append(f"the keyframes' times could not be read ({reason}): {MOTION_NAME} is written without them")
+        return None
 
     def _check_lock(self) -> None:
         if self._lock is not None and self._lock.lost:

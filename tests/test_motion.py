@@ -183,3 +183,23 @@ def test_a_folder_finished_before_motion_data_gets_it_on_the_next_run(tmp_path):
     again = magicmask.run(GOLDEN / "walk.mp4", out)
     assert again.status == "done" and again.motion.read_text() == table
     assert magicmask.run(GOLDEN / "walk.mp4", out).status == "up to date"
+
+
+@pytest.mark.parametrize("error", [OSError(2, "No such file or directory"), ValueError("could not convert string to float: 'N/A'")])
+def test_keyframe_times_that_cannot_be_read_leave_the_time_cells_empty_with_a_warning(error, tmp_path, monkeypatch):
+    """The times are optional: an error reading them (the video moved while the masks were made, a damaged
+    file) must not fail the run after every mask is written."""
+    import magicmask.job
+    from magicmask.sample import make_sample_video
+
+    def fail(video):
+        raise error
+
+    video = make_sample_video(tmp_path / "clip.mp4", width=96, height=72, count=15, keyint=5)
+    monkeypatch.setattr(magicmask.job, "keyframe_packet_times", fail)
+    monkeypatch.setattr(magicmask.job, "keyframe_times", fail)
+    result = magicmask.run(video, tmp_path / "clip")
+    rows = read_tsv(result.motion)
+    assert len(rows) == len(result.keyframes) == 3 and all(row["time"] is None for row in rows)
+    assert any(row["area"] for row in rows)
+    assert any("keyframes' times could not be read" in warning and type(error).__name__ in warning for warning in result.warnings), result.warnings
