@@ -158,3 +158,20 @@ def test_a_batch_gets_an_index_sheet_of_every_video(tmp_path):
     index.unlink()
     result = runner.invoke(app, ["sheet", str(tmp_path / "out")])
     assert result.exit_code == 0 and "index sheet of 2 videos" in result.output and index.is_file()
+
+
+def test_an_index_sheet_that_cannot_be_written_is_a_warning_not_the_batch_s_failure(tmp_path):
+    """Every video's outputs are written by then: the results and the summary table are not lost."""
+    import magicmask
+    from magicmask.sample import make_sample_video
+    from magicmask.sheet import INDEX_NAME
+
+    videos = [make_sample_video(tmp_path / f"{name}.mp4", width=96, height=72, count=10, keyint=5) for name in ("a", "b")]
+    (tmp_path / "out" / INDEX_NAME).mkdir(parents=True)  # where the index sheet goes: it cannot be written
+    result = runner.invoke(app, ["run", *map(str, videos), "-o", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "status" in result.output and "Traceback" not in result.output  # the summary table
+    assert "warning: the index sheet was not written" in result.output and "index sheet" + " " + str(tmp_path) not in result.output
+    with pytest.warns(RuntimeWarning, match="the index sheet was not written"):
+        results = magicmask.run_many(videos, tmp_path / "out")
+    assert [r.status for r in results] == ["up to date", "up to date"]
