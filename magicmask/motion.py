@@ -68,10 +68,10 @@ class Measure:
 
 def gray(mask: np.ndarray) -> np.ndarray:
     """A mask's samples as one 2-D plane: the gray channel, or the rounded mean of an RGB mask's channels
-    (a chain without ``-threshold`` keeps colour)."""
+    (a chain without ``-threshold`` keeps colour); an alpha channel (gray+alpha, RGBA) is not part of it."""
     if mask.ndim == 2:
         return mask
-    if mask.shape[2] == 1:
+    if mask.shape[2] in (1, 2):
         return mask[:, :, 0]
     return np.round(mask[:, :, :3].mean(axis=2)).astype(mask.dtype)
 
@@ -127,6 +127,8 @@ def motion_between(before: Measure, after: Measure) -> float:
     """
     if before.size != after.size:
         raise MagicmaskError(f"masks of different sizes ({before.size[1]}x{before.size[0]}, {after.size[1]}x{after.size[0]})", hint="measure the masks of one video")
+    if before.top != after.top:
+        raise MagicmaskError(f"masks of different depths ({before.top.bit_length()}- and {after.top.bit_length()}-bit)", hint="measure the masks of one video")
     if (before.total and before.crop is None) or (after.total and after.crop is None):
         raise MagicmaskError("a mask's samples were let go before its motion was measured", hint="measure the masks in order (see Track)")
     common = 0

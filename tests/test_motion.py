@@ -10,7 +10,8 @@ import tifffile
 
 import magicmask
 from conftest import GOLDEN
-from magicmask.motion import COLUMNS, Measure, Track, measure, motion_between, read_tsv
+from magicmask.errors import MagicmaskError
+from magicmask.motion import COLUMNS, Measure, Motiongram, Track, measure, motion_between, read_tsv
 
 
 def expected_rows(masks: list, names: list[str], times) -> list[dict]:
@@ -108,6 +109,24 @@ def test_a_black_mask_has_no_centroid_and_no_box():
     assert measure(np.full((4, 5), 127, np.uint8)).box is None  # below 50%
     assert measure(np.full((4, 5), 128, np.uint8)).box == (0, 0, 4, 3)
 
+
+
+def test_an_alpha_channel_is_not_part_of_the_mask():
+    rng = np.random.default_rng(2)
+    plane = rng.integers(0, 256, (12, 16), dtype=np.uint8)
+    opaque = np.full_like(plane, 255)
+    alone = measure(plane)
+    for mask in (np.stack([plane, opaque], axis=2), np.stack([plane, plane, plane, opaque], axis=2)):  # gray+alpha, RGBA
+        found = measure(mask)
+        assert (found.total, found.x, found.y, found.box) == (alone.total, alone.x, alone.y, alone.box)
+        assert np.array_equal(Motiongram.lines(mask)[0], Motiongram.lines(plane)[0])
+
+
+def test_motion_between_masks_of_different_depths_is_refused():
+    plane = np.zeros((4, 5), np.uint8)
+    plane[1:3, 1:4] = 255
+    with pytest.raises(MagicmaskError, match="different depths"):
+        motion_between(measure(plane), measure(plane.astype(np.uint16) * 257))
 
 def test_plot_writes_motion_png_beside_motion_tsv(tmp_path):
     from PIL import Image
