@@ -175,3 +175,23 @@ def test_an_index_sheet_that_cannot_be_written_is_a_warning_not_the_batch_s_fail
     with pytest.warns(RuntimeWarning, match="the index sheet was not written"):
         results = magicmask.run_many(videos, tmp_path / "out")
     assert [r.status for r in results] == ["up to date", "up to date"]
+
+
+def test_an_index_sheet_of_one_keyframe_per_video_shows_the_middle_one(folder):
+    from magicmask.sheet import index_sheet
+
+    sheet = np.asarray(Image.open(index_sheet([folder, folder], folder / "index.png", width=96, shown=1)).convert("RGB"))
+    frames = sorted(p for p in folder.glob("t??.tiff"))
+    middle = np.asarray(Image.open(folder / f"{frames[2].stem}-clean.jpg").convert("RGB"))
+    assert middle.any()  # not a black clean image: found only where it is shown
+    first = find(sheet, middle)
+    assert first is not None and find(sheet, middle, first[0]) is not None  # once per video
+    with pytest.raises(MagicmaskError, match="at least one keyframe"):
+        index_sheet([folder], folder / "index.png", shown=0)
+
+
+def test_keyframes_spread_over_a_video():
+    from magicmask.sheet import spread
+
+    assert spread(6, 1) == [2] and spread(1, 1) == [0] and spread(6, 2) == [0, 5] and spread(3, 6) == [0, 1, 2]
+    assert spread(11, 6) == [0, 2, 4, 6, 8, 10] and spread(0, 6) == []
