@@ -12,7 +12,7 @@ from magicmask.cli import app
 from magicmask.engines import native
 from magicmask.errors import MagicmaskError
 from magicmask.masks import mask_frames
-from magicmask.sheet import contact_sheet
+from magicmask.sheet import BACKGROUND, contact_sheet
 
 runner = CliRunner()
 
@@ -25,6 +25,12 @@ def find(sheet: np.ndarray, tile: np.ndarray, right_of: int = -1):
         if x > right_of and np.array_equal(sheet[y : y + th, x : x + tw], tile):
             return int(x), int(y)
     return None
+
+
+def runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of True."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
 def rgb(samples: np.ndarray) -> np.ndarray:
@@ -155,6 +161,21 @@ def test_a_batch_gets_an_index_sheet_of_every_video(tmp_path):
     assert all(r.status == "done" for r in results) and Image.open(index).format == "JPEG"
     shown = np.asarray(Image.open(index).convert("RGB"))
     assert shown.shape[1] > shown.shape[0] * 0.5
+    # A band of thumbnails per video (the clean images are mostly black), one thumbnail per keyframe (5 and 3:
+    # all shown), each its keyframe's clean image and no other's; between them the sheet's gray.
+    pixels = shown.astype(np.int32)
+    bands = runs((pixels.max(axis=2) < 25).sum(axis=1) > 100)
+    assert len(bands) == len(results), bands
+    for (top, bottom), result in zip(bands, results):
+        backdrop = (np.abs(pixels[top:bottom] - np.array(BACKGROUND)).max(axis=2) <= 10).mean(axis=0)
+        tiles = runs(backdrop < 0.5)
+        cleans = [result.folder / f"{frame.stem}-clean.jpg" for frame in result.keyframes]
+        assert len(tiles) == len(cleans) == len(result.keyframes), (result.video.name, tiles)
+        for number, (left, right) in enumerate(tiles):
+            tile = pixels[top:bottom, left:right]
+            wanted = [np.asarray(Image.open(clean).convert("RGB").resize((right - left, bottom - top), Image.Resampling.LANCZOS)).astype(np.int32) for clean in cleans]
+            differences = [np.abs(tile - want).mean() for want in wanted]
+            assert differences[number] < 2 and int(np.argmin(differences)) == number, (result.video.name, number, differences)
     index.unlink()
     result = runner.invoke(app, ["sheet", str(tmp_path / "out")])
     assert result.exit_code == 0 and "index sheet of 2 videos" in result.output and index.is_file()
