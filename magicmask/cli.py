@@ -389,8 +389,9 @@ def _run_videos(videos, output, options, quiet: bool) -> None:
         for warning in item.warnings:
             err.print(f"[yellow]warning:[/yellow] {escape(str(item.video))}: {escape(warning)}", markup=True, soft_wrap=True)
 
+    batch_warnings: list[str] = []
     with _progress(quiet) as update:
-        results = run_jobs(results, options, update, finished, None if len(found) == 1 else output / INDEX_NAME)
+        results = run_jobs(results, options, update, finished, None if len(found) == 1 else output / INDEX_NAME, batch_warnings)
     if len(results) == 1:
         item = results[0]
         if item.error is not None:
@@ -420,8 +421,10 @@ def _run_videos(videos, output, options, quiet: bool) -> None:
         status = f"[red]failed[/red]: {escape(reason)}" if item.failed else item.status + (" [yellow](warnings)[/yellow]" if item.warnings else "")
         table.add_row(escape(str(item.video)), escape(str(item.folder)), str(len(item.keyframes)), f"{item.seconds:.1f}", status)
     out.print(table)
-    if options.sheet and (output / INDEX_NAME).is_file():
+    if options.sheet and (output / INDEX_NAME).is_file() and not batch_warnings:
         out.print(f"index sheet {output / INDEX_NAME}", soft_wrap=True)
+    for warning in batch_warnings:
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True, soft_wrap=True)
     failed = [item for item in results if item.failed]
     if failed:
         rest = "" if len(failed) == len(results) else "; the others are done"

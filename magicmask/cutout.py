@@ -8,8 +8,9 @@ mask onto black instead; editors and compositing tools expect this.
 
 from __future__ import annotations
 
-import io
 import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -70,16 +71,24 @@ def cutout_png(frame: np.ndarray, mask: np.ndarray) -> bytes:
     return png_bytes(cutout_samples(frame, mask))
 
 
-def read_samples(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
-    """The first image of a TIFF file (or of its bytes) as ``(rows, columns, channels)`` samples."""
-    import tifffile
+def read_samples(path: str | os.PathLike, data: bytes | None = None, role: str = "mask") -> np.ndarray:
+    """The first image of a TIFF file as ``(rows, columns, channels)`` samples, read as every frame is
+    (:func:`magicmask.statistics.read_frame`: the native engine's reader, ImageMagick's for what it does not
+    handle); with ``data``, those bytes (the file ``path`` is about to be), read from a temporary copy.
 
-    try:
-        samples = np.asarray(tifffile.imread(io.BytesIO(data) if data is not None else path, key=0))
-    except Exception as exc:
-        raise MagicmaskError(f"cannot read: {exc}", path, "check that the file is a complete TIFF") from None
-    if samples.ndim not in (2, 3) or samples.dtype not in (np.uint8, np.uint16):
-        raise MagicmaskError(f"cannot read: not an image of 8- or 16-bit samples ({samples.dtype}, {samples.ndim} dimensions)", path, "check that the file is a complete TIFF")
-    if samples.ndim == 3 and samples.shape[0] in (3, 4) and samples.shape[-1] not in (1, 2, 3, 4):
-        samples = np.moveaxis(samples, 0, -1)  # planar
-    return samples if samples.ndim == 3 else samples[:, :, None]
+    Raises
+    ------
+    MagicmaskError
+        When the image cannot be read, naming ``path``.
+    """
+    from magicmask.statistics import read_frame
+
+    if data is None:
+        return read_frame(path, role)
+    with tempfile.TemporaryDirectory(prefix="magicmask-read-") as folder:
+        copy = Path(folder) / "image.tiff"
+        copy.write_bytes(data)
+        try:
+            return np.array(read_frame(copy, role))  # a copy of its own, whatever the reader keeps of the file
+        except MagicmaskError as exc:
+            raise MagicmaskError(exc.message, path, exc.hint) from None

@@ -419,14 +419,29 @@ class VideoJob:
 
     def _keyframe_times(self, count: int) -> list[float] | None:
         """The keyframes' timestamps (seconds), from their packets, else decoded as ffmpeg decodes them; None
-        when neither gives one per keyframe."""
+        when neither gives one per keyframe.
+
+        The times are optional (motion.tsv's time cells are left empty): any error reading them (the video
+        moved or changed while the work went on, a damaged file) is a warning, never the run's failure.
+        """
+        failures = []
+        times = []
         try:
             times = self._times.result() if self._times is not None else []
-            if len(times) != count:
+        except Exception as exc:
+            failures.append(exc)
+        if len(times) != count:
+            try:
                 times = keyframe_times(self.result.video)
-        except MagicmaskError:
-            return None
-        return [float(t) for t in times] if len(times) == count else None
+            except Exception as exc:
+                failures.append(exc)
+                times = []
+        if len(times) == count:
+            return [float(t) for t in times]
+        if failures:
+            reason = failures[-1].message if isinstance(failures[-1], MagicmaskError) else f"{type(failures[-1]).__name__}: {failures[-1]}"
+            self.result.warnings.append(f"the keyframes' times could not be read ({reason}): {MOTION_NAME} is written without them")
+        return None
 
     def _check_lock(self) -> None:
         if self._lock is not None and self._lock.lost:
@@ -528,12 +543,14 @@ def run_jobs(
     progress: Progress | None = None,
     on_video: Callable[[RunResult], None] | None = None,
     index: str | os.PathLike | None = None,
+    warnings: list[str] | None = None,
 ) -> list[RunResult]:
     """Run the video job of every ``results`` entry (video and folder), all frames on one pool of workers.
 
     ``results`` are updated in place and returned; ``on_video`` is called with each as soon as it is
     finished (done, up to date, or failed). With ``index`` (a batch's ``ROOT/index.jpg``) and the sheet
-    option, the index sheet of all the videos is written there at the end.
+    option, the index sheet of all the videos is written there at the end; when it cannot be, the results
+    are returned all the same and the reason is a line added to ``warnings`` (a Python warning without it).
 
     Raises
     ------
@@ -631,7 +648,17 @@ def run_jobs(
         from magicmask.sheet import index_sheet
 
         titles = [f"{r.video.name}: " + ("failed" if r.failed else plural(len(r.keyframes), "keyframe")) for r in results]
-        index_sheet([r.folder for r in results], index, titles=titles)
+        try:  # an extra: every video's outputs are written, and its failure must not hide their results
+            index_sheet([r.folder for r in results], index, titles=titles)
+        except (MagicmaskError, OSError) as exc:
+            reason = exc if isinstance(exc, MagicmaskError) else MagicmaskError(exc.strerror or str(exc), exc.filename or index)
+            message = f"the index sheet was not written: {reason}"
+            if warnings is not None:
+                warnings.append(message)
+            else:
+                import warnings as python_warnings
+
+                python_warnings.warn(message, RuntimeWarning, stacklevel=2)
     return results
 
 

@@ -144,7 +144,7 @@ def extras(job: FrameJob, mask_bytes: bytes | None = None, mask=None, frame=None
     found = measure(mask) if job.measure else None
     cutout = None
     if job.cutout is not None:
-        cutout = cutout_png(read_samples(job.frame) if frame is None else frame, mask)
+        cutout = cutout_png(read_samples(job.frame, role="frame") if frame is None else frame, mask)
     return Extras(found, cutout)
 
 

@@ -68,10 +68,10 @@ class Measure:
 
 def gray(mask: np.ndarray) -> np.ndarray:
     """A mask's samples as one 2-D plane: the gray channel, or the rounded mean of an RGB mask's channels
-    (a chain without ``-threshold`` keeps colour)."""
+    (a chain without ``-threshold`` keeps colour); an alpha channel (gray+alpha, RGBA) is not part of it."""
     if mask.ndim == 2:
         return mask
-    if mask.shape[2] == 1:
+    if mask.shape[2] in (1, 2):
         return mask[:, :, 0]
     return np.round(mask[:, :, :3].mean(axis=2)).astype(mask.dtype)
 
@@ -127,6 +127,8 @@ def motion_between(before: Measure, after: Measure) -> float:
     """
     if before.size != after.size:
         raise MagicmaskError(f"masks of different sizes ({before.size[1]}x{before.size[0]}, {after.size[1]}x{after.size[0]})", hint="measure the masks of one video")
+    if before.top != after.top:
+        raise MagicmaskError(f"masks of different depths ({before.top.bit_length()}- and {after.top.bit_length()}-bit)", hint="measure the masks of one video")
     if (before.total and before.crop is None) or (after.total and after.crop is None):
         raise MagicmaskError("a mask's samples were let go before its motion was measured", hint="measure the masks in order (see Track)")
     common = 0
@@ -327,8 +329,9 @@ class Motiongram:
             raise MagicmaskError("no frame for a motiongram", hint="check that the video decodes")
         return np.stack(columns), np.stack(rows, axis=1)
 
-    def picture(self, start: float, duration: float, title: str = "") -> bytes:
-        """The two motiongrams as one PNG (matplotlib), time along the x axis of both: ``duration`` seconds from ``start``."""
+    def picture(self, start: float, duration: float, title: str = "", unit: str = "s") -> bytes:
+        """The two motiongrams as one PNG (matplotlib), time along the x axis of both: ``duration`` seconds from
+        ``start`` (with ``unit="frame"``, ``duration`` frames: when the frames' times are not known)."""
         Figure = require_matplotlib("the motiongram")
         horizontal, vertical = self.arrays()
         width, height = horizontal.shape[1], vertical.shape[0]
@@ -340,7 +343,7 @@ class Motiongram:
         axes[0].set_title("horizontal motiongram: the mask's mean over each column", fontsize=10)
         axes[1].imshow(vertical, aspect="auto", cmap="magma", vmin=0, extent=(start, start + duration, height, 0), interpolation="antialiased")
         axes[1].set_ylabel("y (pixels)")
-        axes[1].set_xlabel("time (s)")
+        axes[1].set_xlabel("time (s)" if unit == "s" else unit)
         axes[1].set_title("vertical motiongram: the mask's mean over each row", fontsize=10)
         figure.colorbar(shown, ax=axes, label="mean of the mask (0-1)", shrink=0.8)
         if title:

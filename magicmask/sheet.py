@@ -277,6 +277,16 @@ def _save(sheet, output: Path) -> Path:
     return write_atomic(output, buffer.getvalue())
 
 
+def spread(count: int, shown: int) -> list[int]:
+    """The indices of up to ``shown`` of ``count`` items spread evenly over them, first and last included
+    (one: the middle one)."""
+    if count <= shown:
+        return list(range(count))
+    if shown == 1:
+        return [(count - 1) // 2]
+    return sorted({round(i * (count - 1) / (shown - 1)) for i in range(shown)})
+
+
 def index_sheet(folders: list[str | os.PathLike], output: str | os.PathLike, width: int = 160, shown: int = INDEX_SHOWN, titles: list[str] | None = None) -> Path:
     """Write the index sheet of a batch: for every video's folder, its title and the clean images of up to
     ``shown`` keyframes spread over the video, the videos laid out in a screen-shaped grid.
@@ -293,6 +303,8 @@ def index_sheet(folders: list[str | os.PathLike], output: str | os.PathLike, wid
     folders = [Path(folder) for folder in folders]
     if not folders:
         raise MagicmaskError("no video folders for an index sheet", hint="run magicmask run on several videos first")
+    if shown < 1:
+        raise MagicmaskError(f"an index sheet shows at least one keyframe per video, not {shown}")
     output = Path(output)
     chosen: list[list[Path]] = []
     for folder in folders:
@@ -300,8 +312,7 @@ def index_sheet(folders: list[str | os.PathLike], output: str | os.PathLike, wid
             frames = sheet_frames(folder)
         except MagicmaskError:
             frames = []
-        picks = range(len(frames)) if len(frames) <= shown else sorted({round(i * (len(frames) - 1) / (shown - 1)) for i in range(shown)})
-        chosen.append([frames[i] for i in picks])
+        chosen.append([frames[i] for i in spread(len(frames), shown)])
     titles = titles or [_title(folder, len(sheet_frames(folder)) if folder.is_dir() else 0) for folder in folders]
     sample = next((frames[0] for frames in chosen if frames), None)
     first = _open(sample, (1 << 16, 1 << 16)) if sample is not None else None

@@ -283,7 +283,8 @@ def foreground_video(
         ``progress("video", done, total)``, called from a writer thread as frames are encoded.
     data : path, optional
         Also write the motion data of every frame, tab-separated (``motion.tsv``'s columns, see
-        :mod:`magicmask.motion`; ``frame`` is the frame's index from 0, ``time`` its timestamp).
+        :mod:`magicmask.motion`; ``frame`` is the frame's index from 0, ``time`` its timestamp: empty, with a
+        warning, when ffmpeg decodes another number of frames than the video has packets).
     motiongram : path, optional
         Also write the horizontal and vertical motiongrams of the masks as one PNG (needs matplotlib).
     alpha : path, optional
@@ -385,16 +386,28 @@ def foreground_video(
             for writer in writers:
                 if writer.error is not None:
                     raise writer.error
+            if count == 0:  # raised here, so that no output is left (each is rolled back)
+                raise MagicmaskError("ffmpeg decoded no frame", video, "check that the video decodes (ffplay)")
             for writer in writers:
                 writer.encoder.close()
+            # The packets' times are the frames' only when the decoder output one frame per packet: a file cut
+            # mid-GOP (its first frames need a keyframe it does not hold) decodes fewer, and which ones are
+            # missing is not known, so no frame is given a time rather than every frame a wrong one.
+            timed = len(times) == count
+            if not timed and (data_tmp is not None or gram_tmp is not None):
+                without = " and ".join(what for what, path in (("--data without times", data_tmp), ("--motiongram along frame numbers", gram_tmp)) if path is not None)
+                warnings.append(f"ffmpeg decoded {count} frames but the video has {len(times)} (a file cut mid-GOP?): the frames' times are not known, {without}")
             if data_tmp is not None:
                 from magicmask.motion import tsv_bytes
 
                 names = [str(index) for index in range(count)]
-                data_tmp.write_bytes(tsv_bytes(measured.track.rows(names, [float(t) for t in times])))
-            if gram_tmp is not None and count:
+                data_tmp.write_bytes(tsv_bytes(measured.track.rows(names, [float(t) for t in times] if timed else None)))
+            if gram_tmp is not None:
                 title = f"{video.name}: motiongrams of the masks, {count} frames"
-                gram_tmp.write_bytes(measured.gram.picture(float(times[0]) if len(times) else 0.0, info.duration, title))
+                if timed:
+                    gram_tmp.write_bytes(measured.gram.picture(float(times[0]), info.duration, title))
+                else:
+                    gram_tmp.write_bytes(measured.gram.picture(0.0, float(count), title, unit="frame"))
         except BaseException:
             for writer in writers:
                 writer.stop.set()
@@ -404,8 +417,6 @@ def foreground_video(
             for writer in writers:
                 writer.join(timeout=10)
             raise
-    if count == 0:
-        raise MagicmaskError("ffmpeg decoded no frame", video, "check that the video decodes (ffplay)")
     from magicmask.media.encode import encoded_size
 
     size = encoded_size(info.width, info.height, lossless)

@@ -51,3 +51,26 @@ def test_cutout_samples_convert_the_mask_to_the_frames_depth():
     assert out.dtype == np.uint16 and np.array_equal(out[:, :, 3], mask.astype(np.uint16) * 257)
     deep = np.array([[0, 32768, 65535]], dtype=np.uint16)
     assert cutout_samples(np.zeros((1, 3, 1), np.uint8), deep)[0, :, 1].tolist() == [0, 128, 255]
+
+
+def test_masks_and_frames_are_read_by_the_one_tiff_reader(tmp_path):
+    """read_samples is statistics.read_frame (the native reader), for a file and for its bytes alike: a planar
+    RGB frame 4 pixels wide is read as it is, not guessed from its shape."""
+    from magicmask.cutout import read_samples
+    from magicmask.errors import MagicmaskError
+    from magicmask.statistics import read_frame
+
+    rng = np.random.default_rng(3)
+    planar = rng.integers(0, 256, (5, 4, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "planar.tiff", np.moveaxis(planar, -1, 0), photometric="rgb", planarconfig="separate", metadata=None)
+    deep = rng.integers(0, 65536, (6, 7), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "deep.tiff", deep, photometric="minisblack", compression="zlib", metadata=None)
+    for name, expected in (("planar.tiff", planar), ("deep.tiff", deep[:, :, None])):
+        path = tmp_path / name
+        assert np.array_equal(read_frame(path), expected)
+        for samples in (read_samples(path), read_samples(path, path.read_bytes())):
+            assert samples.dtype == expected.dtype and np.array_equal(samples, expected), name
+    damaged = (tmp_path / "deep.tiff").read_bytes()[:40]
+    with pytest.raises(MagicmaskError) as raised:
+        read_samples(tmp_path / "t01-mask.tiff", damaged)
+    assert raised.value.path == str(tmp_path / "t01-mask.tiff") and "mask" in raised.value.message

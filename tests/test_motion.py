@@ -10,7 +10,8 @@ import tifffile
 
 import magicmask
 from conftest import GOLDEN
-from magicmask.motion import COLUMNS, Measure, Track, measure, motion_between, read_tsv
+from magicmask.errors import MagicmaskError
+from magicmask.motion import COLUMNS, Measure, Motiongram, Track, measure, motion_between, read_tsv
 
 
 def expected_rows(masks: list, names: list[str], times) -> list[dict]:
@@ -109,6 +110,24 @@ def test_a_black_mask_has_no_centroid_and_no_box():
     assert measure(np.full((4, 5), 128, np.uint8)).box == (0, 0, 4, 3)
 
 
+
+def test_an_alpha_channel_is_not_part_of_the_mask():
+    rng = np.random.default_rng(2)
+    plane = rng.integers(0, 256, (12, 16), dtype=np.uint8)
+    opaque = np.full_like(plane, 255)
+    alone = measure(plane)
+    for mask in (np.stack([plane, opaque], axis=2), np.stack([plane, plane, plane, opaque], axis=2)):  # gray+alpha, RGBA
+        found = measure(mask)
+        assert (found.total, found.x, found.y, found.box) == (alone.total, alone.x, alone.y, alone.box)
+        assert np.array_equal(Motiongram.lines(mask)[0], Motiongram.lines(plane)[0])
+
+
+def test_motion_between_masks_of_different_depths_is_refused():
+    plane = np.zeros((4, 5), np.uint8)
+    plane[1:3, 1:4] = 255
+    with pytest.raises(MagicmaskError, match="different depths"):
+        motion_between(measure(plane), measure(plane.astype(np.uint16) * 257))
+
 def test_plot_writes_motion_png_beside_motion_tsv(tmp_path):
     from PIL import Image
 
@@ -183,3 +202,23 @@ def test_a_folder_finished_before_motion_data_gets_it_on_the_next_run(tmp_path):
     again = magicmask.run(GOLDEN / "walk.mp4", out)
     assert again.status == "done" and again.motion.read_text() == table
     assert magicmask.run(GOLDEN / "walk.mp4", out).status == "up to date"
+
+
+@pytest.mark.parametrize("error", [OSError(2, "No such file or directory"), ValueError("could not convert string to float: 'N/A'")])
+def test_keyframe_times_that_cannot_be_read_leave_the_time_cells_empty_with_a_warning(error, tmp_path, monkeypatch):
+    """The times are optional: an error reading them (the video moved while the masks were made, a damaged
+    file) must not fail the run after every mask is written."""
+    import magicmask.job
+    from magicmask.sample import make_sample_video
+
+    def fail(video):
+        raise error
+
+    video = make_sample_video(tmp_path / "clip.mp4", width=96, height=72, count=15, keyint=5)
+    monkeypatch.setattr(magicmask.job, "keyframe_packet_times", fail)
+    monkeypatch.setattr(magicmask.job, "keyframe_times", fail)
+    result = magicmask.run(video, tmp_path / "clip")
+    rows = read_tsv(result.motion)
+    assert len(rows) == len(result.keyframes) == 3 and all(row["time"] is None for row in rows)
+    assert any(row["area"] for row in rows)
+    assert any("keyframes' times could not be read" in warning and type(error).__name__ in warning for warning in result.warnings), result.warnings

@@ -12,7 +12,7 @@ from magicmask.cli import app
 from magicmask.engines import native
 from magicmask.errors import MagicmaskError
 from magicmask.masks import mask_frames
-from magicmask.sheet import contact_sheet
+from magicmask.sheet import BACKGROUND, contact_sheet
 
 runner = CliRunner()
 
@@ -25,6 +25,12 @@ def find(sheet: np.ndarray, tile: np.ndarray, right_of: int = -1):
         if x > right_of and np.array_equal(sheet[y : y + th, x : x + tw], tile):
             return int(x), int(y)
     return None
+
+
+def runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of True."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
 def rgb(samples: np.ndarray) -> np.ndarray:
@@ -155,6 +161,58 @@ def test_a_batch_gets_an_index_sheet_of_every_video(tmp_path):
     assert all(r.status == "done" for r in results) and Image.open(index).format == "JPEG"
     shown = np.asarray(Image.open(index).convert("RGB"))
     assert shown.shape[1] > shown.shape[0] * 0.5
+    # A band of thumbnails per video (the clean images are mostly black), one thumbnail per keyframe (5 and 3:
+    # all shown), each its keyframe's clean image and no other's; between them the sheet's gray.
+    pixels = shown.astype(np.int32)
+    bands = runs((pixels.max(axis=2) < 25).sum(axis=1) > 100)
+    assert len(bands) == len(results), bands
+    for (top, bottom), result in zip(bands, results):
+        backdrop = (np.abs(pixels[top:bottom] - np.array(BACKGROUND)).max(axis=2) <= 10).mean(axis=0)
+        tiles = runs(backdrop < 0.5)
+        cleans = [result.folder / f"{frame.stem}-clean.jpg" for frame in result.keyframes]
+        assert len(tiles) == len(cleans) == len(result.keyframes), (result.video.name, tiles)
+        for number, (left, right) in enumerate(tiles):
+            tile = pixels[top:bottom, left:right]
+            wanted = [np.asarray(Image.open(clean).convert("RGB").resize((right - left, bottom - top), Image.Resampling.LANCZOS)).astype(np.int32) for clean in cleans]
+            differences = [np.abs(tile - want).mean() for want in wanted]
+            assert differences[number] < 2 and int(np.argmin(differences)) == number, (result.video.name, number, differences)
     index.unlink()
     result = runner.invoke(app, ["sheet", str(tmp_path / "out")])
     assert result.exit_code == 0 and "index sheet of 2 videos" in result.output and index.is_file()
+
+
+def test_an_index_sheet_that_cannot_be_written_is_a_warning_not_the_batch_s_failure(tmp_path):
+    """Every video's outputs are written by then: the results and the summary table are not lost."""
+    import magicmask
+    from magicmask.sample import make_sample_video
+    from magicmask.sheet import INDEX_NAME
+
+    videos = [make_sample_video(tmp_path / f"{name}.mp4", width=96, height=72, count=10, keyint=5) for name in ("a", "b")]
+    (tmp_path / "out" / INDEX_NAME).mkdir(parents=True)  # where the index sheet goes: it cannot be written
+    result = runner.invoke(app, ["run", *map(str, videos), "-o", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "status" in result.output and "Traceback" not in result.output  # the summary table
+    assert "warning: the index sheet was not written" in result.output and "index sheet" + " " + str(tmp_path) not in result.output
+    with pytest.warns(RuntimeWarning, match="the index sheet was not written"):
+        results = magicmask.run_many(videos, tmp_path / "out")
+    assert [r.status for r in results] == ["up to date", "up to date"]
+
+
+def test_an_index_sheet_of_one_keyframe_per_video_shows_the_middle_one(folder):
+    from magicmask.sheet import index_sheet
+
+    sheet = np.asarray(Image.open(index_sheet([folder, folder], folder / "index.png", width=96, shown=1)).convert("RGB"))
+    frames = sorted(p for p in folder.glob("t??.tiff"))
+    middle = np.asarray(Image.open(folder / f"{frames[2].stem}-clean.jpg").convert("RGB"))
+    assert middle.any()  # not a black clean image: found only where it is shown
+    first = find(sheet, middle)
+    assert first is not None and find(sheet, middle, first[0]) is not None  # once per video
+    with pytest.raises(MagicmaskError, match="at least one keyframe"):
+        index_sheet([folder], folder / "index.png", shown=0)
+
+
+def test_keyframes_spread_over_a_video():
+    from magicmask.sheet import spread
+
+    assert spread(6, 1) == [2] and spread(1, 1) == [0] and spread(6, 2) == [0, 5] and spread(3, 6) == [0, 1, 2]
+    assert spread(11, 6) == [0, 2, 4, 6, 8, 10] and spread(0, 6) == []

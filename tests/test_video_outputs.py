@@ -14,6 +14,7 @@ from conftest import leftovers
 from magicmask.cli import app
 from magicmask.errors import MagicmaskError
 from magicmask.media.decode import iter_frames
+from magicmask.media.probe import frame_times as frame_times_of_packets
 from magicmask.motion import Motiongram, read_tsv
 from magicmask.sample import make_sample_video
 from magicmask.video import foreground_video
@@ -84,6 +85,26 @@ def test_alpha_webm_is_vp9_with_alpha(clip, tmp_path):
     assert decoded.returncode == 0
 
 
+def colour_indices(path) -> np.ndarray:
+    """For each pixel of a picture, the index of the magma colour it is (as matplotlib makes its 8-bit
+    colours: truncated), or -1 for any other colour (axes, text, the white around)."""
+    from matplotlib import colormaps
+
+    pixels = np.asarray(Image.open(path).convert("RGB")).astype(np.int64)
+    lut = (colormaps["magma"](np.arange(256))[:, :3] * 255).astype(np.int64)
+    keys = (pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]
+    lut_keys = (lut[:, 0] << 16) | (lut[:, 1] << 8) | lut[:, 2]
+    order = np.argsort(lut_keys)
+    at = np.clip(np.searchsorted(lut_keys[order], keys), 0, 255)
+    return np.where(lut_keys[order][at] == keys, order[at], -1)
+
+
+def runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of True."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
 def test_motiongram_is_the_masks_means_stacked_along_time(made):
     result, masks = made
     picture = Image.open(result.motiongram)
@@ -95,6 +116,25 @@ def test_motiongram_is_the_masks_means_stacked_along_time(made):
     stack = np.stack(masks).astype(np.float64) / 255
     assert np.allclose(horizontal, stack.mean(axis=1), atol=1e-6)  # (frames, width): the mean over each column
     assert np.allclose(vertical, stack.mean(axis=2).T, atol=1e-6)  # (height, frames): the mean over each row
+    # The picture itself, read back: the two motiongrams are the two large areas of colormap colours (the
+    # narrow one at the right is the colour bar), time along x; each cell's colour is its mean, 0 to the
+    # image's largest value.
+    shown = colour_indices(result.motiongram)
+    columns = max(runs((shown >= 0).any(axis=0)), key=lambda run: run[1] - run[0])
+    areas = runs((shown[:, columns[0] : columns[1]] >= 0).all(axis=1))
+    assert len(areas) == 2, areas
+    for (top, bottom), values in zip(areas, (horizontal.T, vertical)):  # (pixels, frames) both
+        step = values.max() / 255
+        assert values.max() > 0.2
+        frames = columns[0] + ((np.arange(values.shape[1]) + 0.5) * (columns[1] - columns[0]) / values.shape[1]).astype(int)
+        read = shown[top:bottom, frames] * step  # every pixel row of the middle column of each frame
+        assert np.allclose(read.mean(axis=0), values.mean(axis=0), atol=2 * step)  # each frame's mean
+        rows = top + ((np.arange(values.shape[0]) + 0.5) * (bottom - top) / values.shape[0]).astype(int)
+        cells = shown[np.ix_(rows, frames)] * step  # each cell's colour, within a pixel of its row
+        padded = np.pad(values, ((1, 1), (0, 0)), mode="edge")
+        low = np.minimum(np.minimum(padded[:-2], padded[1:-1]), padded[2:])
+        high = np.maximum(np.maximum(padded[:-2], padded[1:-1]), padded[2:])
+        assert ((cells >= low - 2 * step) & (cells <= high + 2 * step)).all()
 
 
 def test_a_long_motiongram_is_binned_in_bounded_memory():
@@ -129,3 +169,26 @@ def test_motiongram_without_matplotlib_is_a_one_line_error(clip, tmp_path, monke
     assert result.exit_code == 1 and "pip install 'magicmask[plot]'" in result.output and list(tmp_path.iterdir()) == []
     with pytest.raises(MagicmaskError, match="matplotlib"):
         foreground_video(clip, tmp_path / "clean.mp4", motiongram=tmp_path / "m.png")
+
+
+def test_a_video_cut_mid_gop_gets_no_wrong_times(clip, tmp_path):
+    """Its first packets need a keyframe it does not hold: ffmpeg decodes fewer frames than there are packets,
+    so the packets' times are not the frames' (which frames are missing is not known)."""
+    cut = tmp_path / "cut.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-c:v", "copy", "-bsf:v", "noise=drop=lt(n\\,3)", str(cut)], check=True)
+    packets = len(frame_times_of_packets(cut))
+    result = foreground_video(cut, tmp_path / "clean.mp4", data=tmp_path / "motion.tsv", motiongram=tmp_path / "motiongram.png", jobs=2)
+    assert 0 < result.frames < packets  # the case: the frames before the first keyframe are not output
+    rows = read_tsv(result.data)
+    assert len(rows) == result.frames and all(row["time"] is None for row in rows)
+    assert any(f"decoded {result.frames} frames but the video has {packets}" in warning and "--data without times" in warning for warning in result.warnings), result.warnings
+    assert Image.open(result.motiongram).format == "PNG"
+
+
+def test_a_video_decoding_to_no_frame_leaves_no_output(clip, tmp_path, monkeypatch):
+    import magicmask.video
+
+    monkeypatch.setattr(magicmask.video, "_stream", lambda *args, **kwargs: 0)  # every packet undecodable
+    with pytest.raises(MagicmaskError, match="decoded no frame"):
+        foreground_video(clip, tmp_path / "clean.mp4", masks=tmp_path / "masks.mp4", data=tmp_path / "motion.tsv", motiongram=tmp_path / "motiongram.png", jobs=2)
+    assert list(tmp_path.iterdir()) == [] and leftovers(tmp_path) == []
