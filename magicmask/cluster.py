@@ -19,10 +19,15 @@ Needs the ``dask`` extra (``pip install 'magicmask[dask]'``); see :func:`require
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import os
+import secrets
+import shlex
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -391,3 +396,456 @@ def flatten_frames(
             return final.data
         finally:
             _cancel(client, list(tasks))
+
+
+# --------------------------------------------------------------------------------------------------
+# the video job, whole, on a worker
+
+STORAGE = ("auto", "shared", "send")
+"""Where a worker finds a video and puts its outputs: ``shared`` (the same paths, e.g. NFS or Lustre: it
+reads the video and writes the folder in place), ``send`` (the video's bytes travel to the worker and the
+outputs come back as bytes, written here) or ``auto`` (shared when a worker sees the same files, else send)."""
+SLICE = 1 << 16  # bytes of each of the three slices of a file that its identity digests
+SEND_CHUNK = 16 << 20  # bytes of a video, or of outputs, per message
+QUEUED = 4  # output messages waiting at the scheduler at most (memory bounded whatever the batch's size)
+PROGRESS_TOPIC = "magicmask-progress"
+ARRIVAL_TIMEOUT = 120.0  # seconds for the last outputs of a finished video to arrive here
+
+
+def file_identity(path: str | os.PathLike) -> dict:
+    """What says that a worker sees the same file as this process: its size, its modification time (ns)
+    and a digest of three slices of 64 KiB (start, middle, end). A path alone proves nothing: a worker
+    may mount another disk there, or an older copy.
+
+    Raises
+    ------
+    OSError
+        When the file cannot be read.
+    """
+    path = Path(path)
+    stat = path.stat()
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for offset in sorted({0, max(0, stat.st_size // 2 - SLICE // 2), max(0, stat.st_size - SLICE)}):
+            handle.seek(offset)
+            digest.update(handle.read(SLICE))
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "slice": digest.hexdigest()}
+
+
+def _unseen(spec: dict) -> str | None:
+    """On a worker: why it does not see the client's files as the client does (None: it does)."""
+    from magicmask.lock import read_holder
+
+    for path, identity in spec["inputs"].items():
+        try:
+            if file_identity(path) != identity:
+                return f"{path} differs on worker {_worker_name()} (size, time or content)"
+        except OSError as exc:
+            return f"worker {_worker_name()} cannot read {path}: {exc.strerror}"
+    try:
+        holder = read_holder(spec["folder"])
+    except Exception:
+        holder = None
+    if holder is None or holder.token != spec["token"]:
+        return f"worker {_worker_name()} does not see the output folder {spec['folder']} as this machine does (its lock)"
+    return None
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return "(not a worker)"
+
+
+def _translate(value, names: dict[str, str]):
+    """``value`` (JSON data) with the worker's temporary paths replaced by the client's (``names``), also
+    inside shell lines (re-quoted as the client's path needs)."""
+    if isinstance(value, dict):
+        return {key: _translate(item, names) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_translate(item, names) for item in value]
+    if not isinstance(value, str) or not any(temporary in value for temporary in names):
+        return value
+    if value in names:
+        return names[value]
+
+    def swap(text: str) -> str:
+        for temporary, original in names.items():
+            text = text.replace(temporary, original)
+        return text
+
+    try:
+        words = shlex.split(value)
+    except ValueError:
+        return swap(value)
+    if shlex.join(words) == value:  # a shell line: each word translated, then quoted again
+        return shlex.join([swap(word) for word in words])
+    return swap(value)
+
+
+def _event(key: str, stage: str, done: int, total: int) -> None:
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(PROGRESS_TOPIC, (key, stage, done, total))
+    except ValueError:  # not on a worker (a task run in the client's process by a test)
+        pass
+
+
+def _progress(key: str):
+    """A worker's ``progress(stage, done, total)`` for one video, sent to the client at most 10 times a
+    second (and always at the end of a stage)."""
+    last = [0.0, None]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage != last[1] or done >= total or now - last[0] >= 0.1:
+            last[:] = [now, stage]
+            _event(key, stage, done, total)
+
+    return progress
+
+
+def _where(path, folder: Path, names: dict[str, str]) -> str | None:
+    """A path as the client names it: a file name inside the folder, else an absolute path."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.parent.resolve() == folder.resolve():
+        return path.name
+    return names.get(os.fspath(path), os.fspath(path))
+
+
+def _error(error: MagicmaskError | None, folder: Path, names: dict[str, str]):
+    if error is None:
+        return None
+    error = _renamed(error, names, None) if names else error
+    where = error.path
+    if where is not None and Path(where).parent.resolve() == folder.resolve():
+        where = "@" + Path(where).name  # a file of the folder, named by the client
+    return error.message, where, error.hint
+
+
+def video_task(spec: dict, parts: list[bytes] = (), background: bytes | None = None) -> dict:
+    """On a worker: one video's whole job (:class:`magicmask.job.VideoJob`: ffmpeg, backgrounds, masks,
+    encoders, sheet, hashes) in the folder the client claimed (``shared``), or in a private temporary
+    folder whose files are then sent to the client (``send``). Returns what the client needs to finish:
+    the run's results and its record (which the client writes), with paths as the client names them.
+    """
+    _prepare_worker()
+    if spec["mode"] == "shared":
+        reason = _unseen(spec)
+        if reason is not None:
+            return {"unseen": reason}
+        return _run_here(spec, Path(spec["video"]), Path(spec["folder"]), spec["options"], {})
+    with tempfile.TemporaryDirectory(prefix="magicmask-") as work:
+        work = Path(work).resolve()
+        video = work / "in" / Path(spec["video"]).name
+        video.parent.mkdir()
+        with open(video, "wb") as handle:
+            for part in parts:
+                handle.write(part)
+        del parts
+        identity = spec["inputs"][spec["video"]]
+        os.utime(video, ns=(identity["mtime_ns"], identity["mtime_ns"]))  # the record names the client's file
+        names = {os.fspath(video): spec["video"]}
+        options = spec["options"]
+        if background is not None:
+            given = work / "background" / Path(options.background).name
+            given.parent.mkdir()
+            given.write_bytes(background)
+            stamp = spec["inputs"][options.background]["mtime_ns"]
+            os.utime(given, ns=(stamp, stamp))
+            names[os.fspath(given)] = options.background
+            options = options.replace(background=os.fspath(given))
+        folder = work / "out" / Path(spec["folder"]).name  # the same name: the sheet's title names it
+        names[os.fspath(folder)] = spec["folder"]
+        summary = _run_here(spec, video, folder, options, names)
+        summary["files"] = _send_files(spec, folder, names)
+        return summary
+
+
+def _run_here(spec: dict, video: Path, folder: Path, options, names: dict[str, str]) -> dict:
+    """Run the video job on this worker and describe its result for the client."""
+    from magicmask.job import RunResult, VideoJob, run_jobs
+
+    published: dict = {}
+
+    class WorkerJob(VideoJob):
+        """The job without the client's part: the client checked the folder, holds its lock and writes the record."""
+
+        def start(self) -> bool:
+            self.started = time.perf_counter()
+            self.keyframes = Keyframes(self.result.video, self.result.folder)
+            return True
+
+        def _publish(self, record: dict, made: set[str]) -> None:
+            published.update(record=record, made=sorted(made))
+
+    from magicmask.media.extract import Keyframes
+
+    result = RunResult(video, folder)
+    run_jobs([result], options, _progress(spec["key"]), job_type=WorkerJob)
+    where = lambda path: _where(path, folder, names)  # noqa: E731
+    return {
+        "status": result.status,
+        "keyframes": [path.name for path in result.keyframes],
+        "background": where(result.background),
+        "backgrounds": {frame.name: where(path) for frame, path in result.backgrounds.items()},
+        "thresholds": {frame.name: (where(value) if str(value).endswith(".tiff") else value) for frame, value in result.thresholds.items()},
+        "outputs": [(mask.name, clean.name) for mask, clean in result.outputs],
+        "errors": [_error(error, folder, names) for error in result.errors],
+        "error": _error(result.error, folder, names),
+        "warnings": [_translate(warning, names) for warning in result.warnings],
+        "sheet": where(result.sheet),
+        "display": where(result.display),
+        "timings": dict(result.timings),
+        "seconds": result.seconds,
+        "record": _translate(published["record"], names) if published else None,
+        "made": published.get("made"),
+    }
+
+
+def _send_files(spec: dict, folder: Path, names: dict[str, str]) -> dict[str, int]:
+    """Send every file of ``folder`` (and the keyframes' and masks' hidden records, translated) to the
+    client's queue, whole files in messages of about :data:`SEND_CHUNK` bytes; ``{name: size}`` of all."""
+    from distributed import Queue
+
+    from magicmask.masks import SETTINGS_NAME
+    from magicmask.media.extract import MARKER_NAME
+
+    queue = Queue(spec["queue"])
+    sent: dict[str, int] = {}
+    batch: list[tuple[str, bytes]] = []
+    size = 0
+    for path in sorted(folder.iterdir()) if folder.is_dir() else ():  # none when the video failed at once
+        hidden = path.name.startswith(".")
+        if (hidden and path.name not in (MARKER_NAME, SETTINGS_NAME)) or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if hidden:
+            data = json.dumps(_translate(json.loads(data), names)).encode()
+        if batch and size + len(data) > SEND_CHUNK:
+            queue.put((spec["key"], batch))
+            batch, size = [], 0
+        batch.append((path.name, data))
+        size += len(data)
+        sent[path.name] = len(data)
+    if batch:
+        queue.put((spec["key"], batch))
+    return sent
+
+
+# --------------------------------------------------------------------------------------------------
+# in this process: plan, claim, submit, follow, and write the records
+
+
+class _Video:
+    """One video of a batch on the cluster, as this process follows it."""
+
+    def __init__(self, result, number: int):
+        self.result = result
+        self.key = f"{number}:{result.video}"
+        self.lock = None
+        self.mode = "shared"
+        self.done = self.total = 0
+        self.received: set[str] = set()
+        self.failure: MagicmaskError | None = None  # an output that could not be written here
+        self.finished = False
+
+
+def run_videos(results: list, options, progress=None, on_video=None) -> list:
+    """Run each video's whole job on the Dask cluster of ``options.scheduler`` (see :func:`video_task`).
+
+    This process plans (each folder checked, claimed and locked here: a finished video is not sent),
+    follows the progress the workers report, and writes each record (and, when the outputs are sent
+    back, every output, atomically). The same contract as :func:`magicmask.job.run_jobs`.
+    """
+    from magicmask.job import FAILED, UP_TO_DATE, VideoJob
+    from magicmask.lock import FolderLock
+    from magicmask.media.ffmpeg import check_video_path
+    from magicmask.provenance import record as records
+
+    distributed = require()
+    storage = getattr(options, "storage", "auto")
+    videos = [_Video(result, number) for number, result in enumerate(results)]
+    by_key = {video.key: video for video in videos}
+    arrived = threading.Condition()
+
+    def report():
+        if progress is not None:
+            progress("frames", sum(v.done for v in videos), sum(max(v.total, v.done) for v in videos))
+
+    def on_event(event):
+        key, stage, done, total = event[1]
+        video = by_key.get(key)
+        if video is None or video.finished:
+            return
+        if stage == "frames":
+            video.done, video.total = done, total
+            report()
+        elif progress is not None:
+            progress(stage, done, total)
+
+    def finish(video: _Video, status: str) -> None:
+        result = video.result
+        if video.lock is not None:
+            video.lock.release()
+        video.finished = True
+        result.status = FAILED if (result.error or result.errors) else status
+        video.done = video.total = len(result.keyframes)
+        report()
+        if on_video is not None:
+            on_video(result)
+
+    with connect(options.scheduler) as client:
+        threads = _threads(client)
+        queue = distributed.Queue(f"magicmask-outputs-{secrets.token_hex(8)}", client=client, maxsize=QUEUED)
+        client.subscribe_topic(PROGRESS_TOPIC, on_event)
+        receiver = threading.Thread(target=_receive, args=(queue, by_key, arrived), name="magicmask-receive", daemon=True)
+        receiver.start()
+        done = distributed.as_completed(loop=client.loop)
+        pending: dict = {}  # future -> (video, the futures of its bytes)
+        worker_options = options.replace(scheduler=None, jobs=1)
+
+        def submit(video: _Video) -> None:
+            result = video.result
+            inputs = {os.fspath(result.video.resolve()): file_identity(result.video)}
+            if options.method is None:
+                inputs[options.background] = file_identity(options.background)
+            spec = {
+                "key": video.key, "mode": video.mode, "video": os.fspath(result.video.resolve()), "folder": os.fspath(result.folder.resolve()),
+                "options": worker_options, "inputs": inputs, "token": video.lock.holder.token, "queue": queue.name,
+            }
+            held = []
+            background = None
+            if video.mode == "send":
+                with open(result.video, "rb") as handle:
+                    while part := handle.read(SEND_CHUNK):
+                        held.append(_submit(client, hold, part))
+                if options.method is None:
+                    background = _submit(client, hold, Path(options.background).read_bytes())
+                    held.append(background)
+            future = _submit(client, video_task, spec, held[: len(held) - (background is not None)], background)
+            pending[future] = (video, held)
+            done.add(future)
+
+        def collect(future) -> None:
+            video, held = pending.pop(future)
+            result = video.result
+            if future.status != "finished":
+                result.error = _as_error(future, result.video)
+                return finish(video, FAILED)
+            summary = future.result()
+            for part in held:  # the video's bytes are no longer needed on the cluster
+                part.release()
+            if "unseen" in summary:
+                if storage == "auto":
+                    video.mode = "send"
+                    return submit(video)
+                result.error = MagicmaskError(f"the Dask workers do not see this video as this machine does: {summary['unseen']}", result.video, "use --storage send (or auto), or keep videos and outputs on storage the workers share")
+                return finish(video, FAILED)
+            try:
+                status = _finish_here(video, summary, arrived, records)
+            except MagicmaskError as error:
+                result.error, status = error, FAILED
+            finish(video, status)
+
+        try:
+            report()
+            for video in videos:
+                result = video.result
+                try:
+                    check_video_path(result.video)
+                    if not options.force and (record := records.is_current(result.folder, result.video, options.recorded())) is not None:
+                        VideoJob(result, options)._up_to_date(record)
+                        result.seconds = 0.0
+                        finish(video, UP_TO_DATE)
+                        continue
+                    video.lock = FolderLock(result.folder, f"magicmask run {result.video}").acquire()
+                    records.claim(result.folder, result.video, force=options.force)
+                    video.mode = "send" if storage == "send" else "shared"
+                    submit(video)
+                except MagicmaskError as error:
+                    result.error = error
+                    finish(video, FAILED)
+                    continue
+                while len(pending) >= (threads + 1 if video.mode == "send" else 2 * threads):
+                    collect(next(done))
+            while pending:
+                collect(next(done))
+        finally:
+            _cancel(client, [future for future, (video, held) in pending.items() for future in (future, *held)])
+            for video in videos:
+                if video.lock is not None:
+                    video.lock.release()
+            with contextlib.suppress(Exception):
+                client.unsubscribe_topic(PROGRESS_TOPIC)
+            with contextlib.suppress(Exception):
+                queue.put(None, timeout=5)
+            receiver.join(timeout=5)
+    return results
+
+
+def _receive(queue, by_key: dict, arrived: threading.Condition) -> None:
+    """In a thread: write every output the workers send, atomically, as it arrives."""
+    from magicmask.files import write_atomic
+
+    while True:
+        try:
+            item = queue.get()
+        except Exception:  # the client closed
+            return
+        if item is None:
+            return
+        key, files = item
+        video = by_key.get(key)
+        if video is None or video.finished:
+            continue  # a finished video's outputs, sent again by an attempt that was lost: written already
+        for name, data in files:
+            try:
+                write_atomic(video.result.folder / name, data)
+            except MagicmaskError as error:
+                video.failure = video.failure or error
+            with arrived:
+                video.received.add(name)
+                arrived.notify_all()
+
+
+def _finish_here(video: _Video, summary: dict, arrived: threading.Condition, records) -> str:
+    """A video whose job is done on a worker: its results as the client names them, its sent outputs all
+    written here, then its record and the folder's mark. Returns the status."""
+    from magicmask.job import DONE, FAILED
+
+    result, folder = video.result, video.result.folder
+    at = lambda name: None if name is None else (Path(name) if os.path.isabs(name) else folder / name)  # noqa: E731
+    result.keyframes = [folder / name for name in summary["keyframes"]]
+    result.background = at(summary["background"])
+    result.backgrounds = {folder / frame: at(path) for frame, path in summary["backgrounds"].items()}
+    result.thresholds = {folder / frame: (os.fspath(at(value)) if value.endswith(".tiff") else value) for frame, value in summary["thresholds"].items()}
+    result.outputs = [(folder / mask, folder / clean) for mask, clean in summary["outputs"]]
+    error = lambda e: MagicmaskError(e[0], folder / e[1][1:] if e[1] and e[1].startswith("@") else e[1], e[2])  # noqa: E731
+    result.errors = [error(e) for e in summary["errors"]]
+    result.error = error(summary["error"]) if summary["error"] else None
+    result.warnings = summary["warnings"]
+    result.sheet, result.display = at(summary["sheet"]), at(summary["display"])
+    result.timings, result.seconds = summary["timings"], summary["seconds"]
+    files = summary.get("files")
+    if files is not None:  # sent: wait for the last of them
+        with arrived:
+            if not arrived.wait_for(lambda: video.received >= set(files) or video.failure is not None, timeout=ARRIVAL_TIMEOUT):
+                raise MagicmaskError("the outputs of this video did not all arrive from the Dask worker", result.video, "check the scheduler and re-run; finished files are kept")
+        if video.failure is not None:
+            raise video.failure
+    if summary["record"] is None:
+        return FAILED
+    made = set(summary["made"])
+    if files is not None:  # the worker's folder was new: earlier outputs this run does not make go here
+        records.note_made(folder, result.video, made)
+        records.remove_made(folder, keep=made | set(files))
+    result.record = records.write(folder, summary["record"])
+    records.release(folder, result.video, made)
+    return DONE

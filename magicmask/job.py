@@ -328,10 +328,15 @@ class VideoJob:
         shared = [BACKGROUND_NAME] if BACKGROUND_NAME in made else []
         record = records.build(result.video, result.folder, frames, options, self.keyframes.pix_fmt, result.backgrounds, extra, result.warnings, result.thresholds, shared)
         self._check_lock()
-        result.record = records.write(result.folder, record)
-        records.release(result.folder, result.video, made)
+        self._publish(record, made)
         self._mark("complete")
         return DONE
+
+    def _publish(self, record: dict, made: set[str]) -> None:
+        """Write the record and mark the folder finished (on a Dask worker, the client does: see
+        :mod:`magicmask.cluster`)."""
+        self.result.record = records.write(self.result.folder, record)
+        records.release(self.result.folder, self.result.video, made)
 
     def _check_lock(self) -> None:
         if self._lock is not None and self._lock.lost:
@@ -427,11 +432,13 @@ def run_jobs(
     options: Options,
     progress: Progress | None = None,
     on_video: Callable[[RunResult], None] | None = None,
+    job_type: type[VideoJob] = VideoJob,
 ) -> list[RunResult]:
     """Run the video job of every ``results`` entry (video and folder), all frames on one pool of workers.
 
     ``results`` are updated in place and returned; ``on_video`` is called with each as soon as it is
-    finished (done, up to date, or failed).
+    finished (done, up to date, or failed). With ``options.scheduler``, each video job runs whole on a
+    Dask worker (:func:`magicmask.cluster.run_videos`); ``job_type`` is what the worker runs there.
 
     Raises
     ------
@@ -439,9 +446,13 @@ def run_jobs(
         For an output that cannot be written (a full disk): the batch stops there. A failing video does
         not stop it.
     """
+    if options.scheduler is not None:
+        from magicmask.cluster import run_videos
+
+        return run_videos(results, options, progress, on_video)
     module = get_engine(options.engine)
     _warm_up(module)  # Numba's kernels load in a thread while ffmpeg starts
-    jobs = [VideoJob(result, options, progress) for result in results]
+    jobs = [job_type(result, options, progress) for result in results]
     owner: dict[Path, VideoJob] = {}
     stop = threading.Event()
 
@@ -501,10 +512,7 @@ def run_jobs(
             job.submitted = True
             finish(job, FAILED if job.result.error and not job.outstanding else None)
 
-    if options.scheduler is None:
-        outcomes = run_tasks(render, pending(), options.jobs, threads=module.THREADS)
-    else:
-        outcomes = _on_cluster(pending(), options)
+    outcomes = run_tasks(render, pending(), options.jobs, threads=module.THREADS)
     try:
         for frame_job, rendered, error in outcomes:
             job = owner.pop(frame_job.frame)
@@ -519,16 +527,6 @@ def run_jobs(
         for job in jobs:
             job.close()  # on interruption: ffmpeg stopped, its temporary folder removed, the folder released
     return results
-
-
-def _on_cluster(frame_jobs: Iterator[FrameJob], options: Options):
-    """:func:`magicmask.cluster.render_frames` for each run of jobs with one background and one chain (it holds
-    one background at a time; with --window each keyframe has its own)."""
-    from magicmask.cluster import connect, render_frames
-
-    with connect(options.scheduler) as client:  # one connection for the whole run
-        for (background, params), group in itertools.groupby(frame_jobs, key=lambda job: (job.background, job.params)):
-            yield from render_frames(group, background, params, options.engine, client)
 
 
 def _warm_up(module) -> None:

@@ -154,3 +154,121 @@ def test_backend_and_scheduler_go_together(sample_frames):
     assert result.exit_code == 1 and "add --backend dask" in result.output
     result = CliRunner().invoke(app, ["masks", frame, "-b", frame, "--backend", "spark", "-q"])
     assert result.exit_code == 1 and "use one of: loky, dask" in result.output
+
+
+# --- the video job, whole, on the workers ---------------------------------------------------------------
+
+import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+
+import magicmask  # noqa: E402
+from magicmask.cluster import PROGRESS_TOPIC  # noqa: E402
+from magicmask.provenance.verify import verify  # noqa: E402
+
+BATCH = ("walk", "walk10")
+
+
+@pytest.fixture(scope="module")
+def local_batch(tmp_path_factory):
+    """The batch run here, with no cluster: what every cluster run must write, byte for byte."""
+    root = tmp_path_factory.mktemp("local-batch")
+    results = magicmask.run_many([GOLDEN / f"{name}.mp4" for name in BATCH], root, background="lighten", jobs=1)
+    assert [result.status for result in results] == ["done", "done"]
+    return root
+
+
+def broken_video(folder):
+    """A file named as a video that ffmpeg cannot read."""
+    path = folder / "broken.mp4"
+    path.write_bytes((GOLDEN / "walk.mp4").read_bytes()[:100])
+    return path
+
+
+def recorded_right(folder) -> bool:
+    """Whether the folder's record describes its files (sizes, hashes, names), by hash."""
+    verdicts = verify(folder, rerun=False)
+    return bool(verdicts) and all(verdict.ok for verdict in verdicts)
+
+
+def assert_same_as_local(root, local_batch):
+    for name in BATCH:
+        assert written(root / name) == written(local_batch / name), name
+        assert recorded_right(root / name), name  # the record written here describes the files, hashes included
+
+
+@pytest.mark.parametrize("storage", ["shared", "send"])
+def test_a_batch_runs_whole_on_the_workers_with_the_local_runs_bytes(client, storage, local_batch, tmp_path):
+    client.get_events(PROGRESS_TOPIC)
+    before = len(client.get_events(PROGRESS_TOPIC))
+    videos = [GOLDEN / f"{name}.mp4" for name in BATCH] + [broken_video(tmp_path)]
+    seen = []
+    results = magicmask.run_many(videos, tmp_path / "out", background="lighten", scheduler=client, storage=storage, progress=lambda *a: seen.append(a))
+    assert [result.status for result in results] == ["done", "done", "failed"]
+    assert results[2].message.startswith(f"{videos[2]}: ffmpeg cannot read this as a video")
+    assert_same_as_local(tmp_path / "out", local_batch)
+    record = json.loads((tmp_path / "out" / "walk" / "magicmask.json").read_text())
+    assert record["video"]["path"] == str(GOLDEN / "walk.mp4")
+    assert str(tmp_path / "out" / "walk") not in json.dumps(record) or storage == "shared"
+    assert "magicmask-" not in json.dumps(record).replace("magicmask-record", "")  # no worker's temporary path
+    assert len(client.get_events(PROGRESS_TOPIC)) > before, "the workers report the frames they make"
+    count = sum(len(result.keyframes) for result in results)
+    assert count == 8 and seen[-1] == ("frames", count, count)
+    assert results[0].outputs[0] == (tmp_path / "out" / "walk" / "t01-mask.tiff", tmp_path / "out" / "walk" / "t01-clean.jpg")
+    assert leftovers(tmp_path) == []
+    again = magicmask.run_many(videos[:2], tmp_path / "out", background="lighten", jobs=1)
+    assert [result.status for result in again] == ["up to date", "up to date"]
+
+
+def test_a_threshold_map_per_video_runs_on_the_workers(client, tmp_path):
+    options = ["-b", "median", "--threshold", "adaptive"]
+    result = CliRunner().invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "dask"), *options, "--backend", "dask", "--scheduler", client.scheduler.address, "-q"])
+    assert result.exit_code == 0, result.output
+    local = CliRunner().invoke(app, ["run", str(GOLDEN / "walk.mp4"), "-o", str(tmp_path / "local"), *options, "-j", "1", "-q"])
+    assert local.exit_code == 0, local.output
+    ours, theirs = written(tmp_path / "dask"), written(tmp_path / "local")
+    # threshold.tiff: the same pixels; its encoder leaves one padding byte unset (two local runs differ there too)
+    assert compare_files(tmp_path / "dask" / "threshold.tiff", tmp_path / "local" / "threshold.tiff").identical
+    del ours["threshold.tiff"], theirs["threshold.tiff"]
+    assert ours == theirs and len(ours) == 16
+
+
+def _worker_command(address):
+    return [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard", "--no-nanny"]
+
+
+@pytest.fixture
+def private_workers():
+    """A scheduler here and two workers in their own mount namespace, with a private /tmp: they see
+    none of this process's temporary files (as on a cluster without shared storage)."""
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs tmpfs /tmp"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a mount namespace here (unshare needs root): {probe.stderr.decode().strip()}")
+    with distributed.LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as cluster, distributed.Client(cluster, set_as_default=False) as client:
+        line = " ".join(map(repr, _worker_command(cluster.scheduler_address)))
+        workers = [subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", f"mount -t tmpfs tmpfs /tmp && exec {line}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+        try:
+            client.wait_for_workers(2, timeout=60)
+            yield client
+        finally:
+            for worker in workers:
+                worker.kill()
+                worker.wait()
+
+
+def test_without_shared_storage_the_videos_travel_and_the_outputs_come_back(private_workers, local_batch, tmp_path):
+    client = private_workers
+    hidden = client.run(lambda path: os.path.exists(path), str(tmp_path))
+    assert set(hidden.values()) == {False}, "the workers must not see this test's files"
+    videos = [shutil.copy(GOLDEN / f"{name}.mp4", tmp_path / f"{name}.mp4") for name in BATCH]
+    refused = magicmask.run_many(videos, tmp_path / "refused", background="lighten", scheduler=client, storage="shared")
+    assert all(result.failed for result in refused)
+    assert refused[0].message.startswith(f"{videos[0]}: the Dask workers do not see this video as this machine does: ")
+    assert "--storage send" in refused[0].message
+    results = magicmask.run_many(videos, tmp_path / "out", background="lighten", scheduler=client)  # storage="auto"
+    assert [result.status for result in results] == ["done", "done"]
+    for name in BATCH:
+        assert written(tmp_path / "out" / name) == written(local_batch / name), name
+        assert recorded_right(tmp_path / "out" / name)
+    assert json.loads((tmp_path / "out" / "walk" / "magicmask.json").read_text())["video"]["path"] == str(tmp_path / "walk.mp4")
+    assert leftovers(tmp_path) == []
