@@ -80,6 +80,27 @@ def connect(scheduler) -> Iterator[Any]:
         client.close()
 
 
+def scheduler_address(path: str | os.PathLike) -> str:
+    """The address a Dask scheduler wrote in its scheduler file (``dask scheduler --scheduler-file FILE``,
+    or ``Client.write_scheduler_file``).
+
+    Raises
+    ------
+    MagicmaskError
+        When the file is missing, unreadable, or names no address.
+    """
+    path = Path(path).expanduser()
+    try:
+        address = json.loads(path.read_text()).get("address")
+    except FileNotFoundError:
+        raise MagicmaskError("scheduler file not found", path, "start the scheduler with: dask scheduler --scheduler-file FILE") from None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise MagicmaskError(f"cannot read the scheduler file: {getattr(exc, 'strerror', None) or exc}", path, "pass the file `dask scheduler --scheduler-file` wrote") from None
+    if not isinstance(address, str) or "://" not in address:
+        raise MagicmaskError("the scheduler file names no address", path, "pass the file `dask scheduler --scheduler-file` wrote") from None
+    return address
+
+
 def _threads(client) -> int:
     """The worker threads of the cluster, waiting a while for a first worker."""
     threads = sum(client.nthreads().values())

@@ -272,3 +272,25 @@ def test_without_shared_storage_the_videos_travel_and_the_outputs_come_back(priv
         assert recorded_right(tmp_path / "out" / name)
     assert json.loads((tmp_path / "out" / "walk" / "magicmask.json").read_text())["video"]["path"] == str(tmp_path / "walk.mp4")
     assert leftovers(tmp_path) == []
+
+
+def test_the_scheduler_file_a_dask_scheduler_writes_names_the_cluster(client, local_batch, tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    client.write_scheduler_file(str(scheduler_file))
+    videos = [str(GOLDEN / f"{name}.mp4") for name in BATCH]
+    result = CliRunner().invoke(app, ["run", *videos, "-o", str(tmp_path / "out"), "-b", "lighten", "--backend", "dask", "--scheduler-file", str(scheduler_file)])
+    assert result.exit_code == 0, result.output
+    assert "done" in result.output and "failed" not in result.output
+    assert_same_as_local(tmp_path / "out", local_batch)
+    (tmp_path / "empty.json").write_text("{}")
+    for arguments, expected in (
+        (["--scheduler-file", str(tmp_path / "none.json")], f"error: {tmp_path / 'none.json'}: scheduler file not found"),
+        (["--scheduler-file", str(tmp_path / "empty.json")], f"error: {tmp_path / 'empty.json'}: the scheduler file names no address"),
+        (["--scheduler-file", str(scheduler_file), "--scheduler", client.scheduler.address], "error: --scheduler and --scheduler-file both name the Dask scheduler"),
+        (["--scheduler-file", str(scheduler_file), "--storage", "nfs"], "error: --storage 'nfs' is not a storage mode (use one of: auto, shared, send)"),
+    ):
+        refused = CliRunner().invoke(app, ["run", videos[0], "-o", str(tmp_path / "refused"), "--backend", "dask", *arguments, "-q"])
+        assert refused.exit_code == 1 and refused.output.startswith(expected), refused.output
+        assert "Traceback" not in refused.output
+    plain = CliRunner().invoke(app, ["run", videos[0], "-o", str(tmp_path / "refused"), "--scheduler-file", str(scheduler_file), "-q"])
+    assert plain.exit_code == 1 and "--scheduler-file is for the dask backend (add --backend dask)" in plain.output
