@@ -750,7 +750,10 @@ def run_videos(results: list, options, progress=None, on_video=None) -> list:
                 if options.method is None:
                     background = _submit(client, hold, Path(options.background).read_bytes())
                     held.append(background)
-            future = _submit(client, video_task, spec, held[: len(held) - (background is not None)], background)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+                key = f"magicmask-video-{result.video.name}-{secrets.token_hex(8)}"  # the video, on a dashboard
+                future = client.submit(video_task, spec, held[: len(held) - (background is not None)], background, key=key, pure=False)
             pending[future] = (video, held)
             done.add(future)
 

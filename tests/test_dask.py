@@ -158,9 +158,12 @@ def test_backend_and_scheduler_go_together(sample_frames):
 
 # --- the video job, whole, on the workers ---------------------------------------------------------------
 
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
 
 import magicmask  # noqa: E402
 from magicmask.cluster import PROGRESS_TOPIC  # noqa: E402
@@ -294,3 +297,90 @@ def test_the_scheduler_file_a_dask_scheduler_writes_names_the_cluster(client, lo
         assert "Traceback" not in refused.output
     plain = CliRunner().invoke(app, ["run", videos[0], "-o", str(tmp_path / "refused"), "--scheduler-file", str(scheduler_file), "-q"])
     assert plain.exit_code == 1 and "--scheduler-file is for the dask backend (add --backend dask)" in plain.output
+
+
+@pytest.fixture(scope="module")
+def longer(tmp_path_factory):
+    """A video of 24 keyframes (480x360), and the batch with it run here."""
+    folder = tmp_path_factory.mktemp("longer")
+    video = make_sample_video(folder / "long.mp4", width=480, height=360, count=48, keyint=2)
+    results = magicmask.run_many([video, GOLDEN / "walk.mp4", GOLDEN / "walk10.mp4"], folder / "local", background="lighten", jobs=1)
+    assert [len(result.keyframes) for result in results] == [24, 5, 3]
+    return video, folder / "local"
+
+
+def kill_when(client, started, killed):
+    """In a thread: once ``started`` is set, SIGKILL a worker that is running a video's job."""
+
+    def kill():
+        started.wait(60)
+        for _ in range(500):
+            busy = [address for address, keys in client.processing().items() if any(key.startswith("magicmask-video-") for key in keys)]
+            if busy:
+                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("storage", ["shared", "send"])
+def test_a_worker_killed_mid_batch_changes_nothing(client, longer, storage, tmp_path):
+    video, local = longer
+    client.wait_for_workers(2, timeout=60)
+    started, killed = threading.Event(), []
+    thread = kill_when(client, started, killed)
+    seen = []
+
+    def progress(stage, done, total):
+        seen.append((done, total))
+        if stage == "frames" and done > 0:
+            started.set()
+
+    results = magicmask.run_many([video, GOLDEN / "walk.mp4", GOLDEN / "walk10.mp4"], tmp_path / "out", background="lighten", scheduler=client, storage=storage, progress=progress)
+    thread.join()
+    assert len(killed) == 1, "a worker must die mid-batch"
+    assert [result.status for result in results] == ["done", "done", "done"]
+    for result in results:
+        assert written(result.folder) == written(local / result.folder.name), result.folder.name
+        assert recorded_right(result.folder)
+        assert visible(result.folder) == visible(local / result.folder.name)  # nothing more: no partial file
+    assert leftovers(tmp_path) == []
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it, for the following tests
+    assert killed[0] not in client.run(os.getpid).values()
+
+
+def test_a_video_that_keeps_killing_workers_fails_alone(local_batch, tmp_path):
+    """The scheduler gives up on a task after its workers died twice (allowed-failures 1): that video fails,
+    named; the others are done."""
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster, distributed.Client(cluster, set_as_default=False) as client:
+            stop, killed = threading.Event(), []
+
+            def kill_walk10():  # as a decoder crash on this video would
+                while not stop.is_set():
+                    for address, keys in client.processing().items():
+                        if address not in killed and any(key.startswith("magicmask-video-walk10.mp4-") for key in keys):  # a dead one is listed a while
+                            with contextlib.suppress(Exception):
+                                os.kill(client.run(os.getpid, workers=[address])[address], signal.SIGKILL)
+                                killed.append(address)
+                    time.sleep(0.01)
+
+            thread = threading.Thread(target=kill_walk10, daemon=True)
+            thread.start()
+            try:
+                results = magicmask.run_many([GOLDEN / "walk10.mp4", GOLDEN / "walk.mp4"], tmp_path / "out", background="lighten", scheduler=client)
+            finally:
+                stop.set()
+                thread.join()
+    assert len(killed) >= 2
+    assert [result.status for result in results] == ["failed", "done"]
+    assert str(results[0].error) == f"{GOLDEN / 'walk10.mp4'}: Dask workers kept dying while processing this file (out of memory?) (check the workers' memory and logs)"
+    assert written(results[1].folder) == written(local_batch / "walk")
+    assert leftovers(tmp_path) == []
