@@ -25,6 +25,8 @@ import math
 import os
 import secrets
 import shlex
+import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -589,9 +591,12 @@ def video_task(spec: dict, parts: list[bytes] = (), background: bytes | None = N
         return summary
 
 
-def _run_here(spec: dict, video: Path, folder: Path, options, names: dict[str, str]) -> dict:
-    """Run the video job on this worker and describe its result for the client."""
+def _run_here(spec: dict, video: Path, folder: Path, options, names: dict[str, str], segments: dict | None = None) -> dict:
+    """Run the video job on this worker and describe its result for the client. With ``segments`` (the
+    keyframe count, ffmpeg's warnings and the frame errors of a video whose segments are done, see
+    :func:`segment_task`), only its completion runs: display, sheet, hashes and record."""
     from magicmask.job import RunResult, VideoJob, run_jobs
+    from magicmask.media.extract import Keyframes, frame_names
 
     published: dict = {}
 
@@ -603,13 +608,25 @@ def _run_here(spec: dict, video: Path, folder: Path, options, names: dict[str, s
             self.keyframes = Keyframes(self.result.video, self.result.folder)
             return True
 
+        def frame_jobs(self, frame_done, threads=None):
+            if segments is None:
+                yield from super().frame_jobs(frame_done, threads)
+                return
+            frames = [folder / name for name in frame_names(segments["count"])]
+            self.keyframes.paths, self.keyframes.warnings = list(frames), list(segments["warnings"])
+            base = _segment_background(options, folder, segments["count"])
+            self.result.background = base
+            for frame in frames:
+                self.result.backgrounds[frame] = base
+                self.result.thresholds[frame] = options.params.threshold
+                frame_done()
+            self.result.errors += [_unpacked(error, folder) for error in segments["errors"]]
+
         def _publish(self, record: dict, made: set[str]) -> None:
             published.update(record=record, made=sorted(made))
 
-    from magicmask.media.extract import Keyframes
-
     result = RunResult(video, folder)
-    run_jobs([result], options, _progress(spec["key"]), job_type=WorkerJob)
+    run_jobs([result], options, _progress(spec["key"]) if segments is None else None, job_type=WorkerJob)  # segments said their frames
     where = lambda path: _where(path, folder, names)  # noqa: E731
     return {
         "status": result.status,
@@ -660,6 +677,124 @@ def _send_files(spec: dict, folder: Path, names: dict[str, str]) -> dict[str, in
     return sent
 
 
+SEGMENT_MIN = 8
+"""Keyframes of a segment at least: a video with fewer than twice as many runs whole on one worker."""
+
+
+def _unpacked(error, folder: Path) -> MagicmaskError:
+    """An error as :func:`_error` packed it, naming the client's files."""
+    message, where, hint = error
+    return MagicmaskError(message, folder / where[1:] if where and where.startswith("@") else where, hint)
+
+
+def _segment_background(options, folder: Path, count: int) -> Path:
+    """The background of a segmented video: its first keyframe, or the file given."""
+    from magicmask.media.extract import frame_names
+
+    return folder / frame_names(count)[0] if options.method is not None else Path(options.background)
+
+
+def keyframe_times(video: str | os.PathLike) -> list[float] | None:
+    """The times (s) of the keyframe packets of ``video``'s first video stream, read without decoding; None
+    when a packet has no time (then the video is not cut into segments)."""
+    from magicmask.media.ffmpeg import binary_args, tail
+    from magicmask.media.probe import keyframe_count_command
+
+    command = keyframe_count_command(video)
+    command[command.index("packet=flags")] = "packet=pts_time,flags"
+    done = subprocess.run(binary_args(command), capture_output=True)
+    if done.returncode != 0:
+        raise MagicmaskError(f"ffprobe failed: {tail(done.stderr)}", video, "check that the file is a complete video")
+    times = []
+    for line in done.stdout.decode().splitlines():
+        when, _, flags = line.strip().partition(",")
+        if flags.startswith("K"):
+            try:
+                times.append(float(when))
+            except ValueError:
+                return None
+    return sorted(times)
+
+
+def plan_task(spec: dict) -> dict:
+    """On a worker: whether it sees the client's files (as :func:`video_task` checks), and the video's keyframe
+    times, to cut it into segments."""
+    _prepare_worker()
+    reason = _unseen(spec)
+    if reason is not None:
+        return {"unseen": reason}
+    return {"times": keyframe_times(spec["video"])}
+
+
+def segment_task(spec: dict, index: int, start: int, stop: int, times: list[float]) -> dict:
+    """On a worker, with shared storage: keyframes ``start`` to ``stop - 1`` (from 0) of a video, decoded by
+    ffmpeg seeking to the first of them (the same frames, byte for byte, as the whole video's command gives),
+    placed under their final names, and their masks and clean images, written in place atomically.
+
+    Returns ffmpeg's warnings and the frames that failed; ``{"mismatch": ...}`` when ffmpeg gave another number
+    of keyframes than the packets announced (the client then runs the video whole).
+    """
+    from magicmask.files import output_paths, temp_prefix, write_atomic
+    from magicmask.masks import FrameJob, render
+    from magicmask.media.extract import _same_bytes, frame_names, keyframes_command
+    from magicmask.media.ffmpeg import binary_args, damage_warning, tail
+    from magicmask.media.probe import discards_safely, keyframe_pix_fmt, probe
+
+    _prepare_worker()
+    video, folder, options = Path(spec["video"]), Path(spec["folder"]), spec["options"]
+    names = frame_names(len(times))
+    stream = probe(video)
+    work = Path(tempfile.mkdtemp(prefix=temp_prefix() + "keyframes-", dir=folder))
+    try:
+        command = keyframes_command(video, work / "%09d.tiff", keyframe_pix_fmt(stream.get("pix_fmt")), discard=discards_safely(stream))
+        after_input = command.index("-i") + 2
+        command[after_input:after_input] = ["-frames:v", str(stop - start)]
+        if start > 0:  # input seeking to between the keyframe before and this one: ffmpeg decodes from that one and drops it
+            command[command.index("-skip_frame"):command.index("-skip_frame")] = ["-ss", f"{(times[start - 1] + times[start]) / 2:.6f}"]
+        done = subprocess.run(binary_args(command), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        made = sorted(work.glob("*.tiff"))
+        if done.returncode != 0 or len(made) != stop - start:
+            return {"mismatch": f"ffmpeg gave {len(made)} keyframes for {stop - start} packets from {times[start]:.3f} s: {tail(done.stderr)}"}
+        frames = []
+        for offset, path in enumerate(made):
+            target = folder / names[start + offset]
+            if _same_bytes(path, target):
+                path.unlink()
+            else:
+                os.replace(path, target)
+            frames.append(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    warning = damage_warning(done.stderr)
+    summary = {"warnings": [warning] if warning else [], "errors": []}
+    if index < 0:  # the first keyframe alone, before the segments that need it as their background
+        return summary
+    background = _segment_background(options, folder, len(times))
+    if options.method is None:
+        from magicmask.statistics import check_background_size
+
+        check_background_size(background, frames[0])
+    progress = _progress(f"{spec['key']}#{index}")
+    for number, frame in enumerate(frames, 1):
+        mask, clean = output_paths(frame, folder)
+        try:
+            rendered = render(FrameJob(frame, mask, clean, background, options.params, options.engine))
+        except Exception as exc:  # one frame's failure; the others go on
+            summary["errors"].append(_error(as_magicmask_error(exc, frame), folder, {}))
+        else:
+            write_atomic(mask, rendered[0])
+            write_atomic(clean, rendered[1])
+        progress("frames", number, len(frames))
+    return summary
+
+
+def finish_task(spec: dict, count: int, warnings: list[str], errors: list) -> dict:
+    """On a worker: the completion of a video whose segments are done (display, sheet, hashes, record), in place."""
+    _prepare_worker()
+    segments = {"count": count, "warnings": list(dict.fromkeys(warnings)), "errors": errors}
+    return _run_here(spec, Path(spec["video"]), Path(spec["folder"]), spec["options"], {}, segments)
+
+
 # --------------------------------------------------------------------------------------------------
 # in this process: plan, claim, submit, follow, and write the records
 
@@ -673,6 +808,10 @@ class _Video:
         self.lock = None
         self.mode = "shared"
         self.done = self.total = 0
+        self.parts: dict[str, tuple[int, int]] = {}  # each segment's progress
+        self.spec: dict = {}
+        self.times: list[float] = []  # keyframe times, when cut into segments
+        self.segments: dict = {"left": 0, "warnings": [], "errors": [], "mismatch": None}
         self.received: set[str] = set()
         self.failure: MagicmaskError | None = None  # an output that could not be written here
         self.finished = False
@@ -702,11 +841,14 @@ def run_videos(results: list, options, progress=None, on_video=None) -> list:
 
     def on_event(event):
         key, stage, done, total = event[1]
+        key, _, part = key.partition("#")
         video = by_key.get(key)
         if video is None or video.finished:
             return
         if stage == "frames":
-            video.done, video.total = done, total
+            video.parts[part] = (done, total)
+            video.done = sum(count for count, _ in video.parts.values())
+            video.total = max(video.total, sum(total for _, total in video.parts.values()))
             report()
         elif progress is not None:
             progress(stage, done, total)
@@ -729,18 +871,30 @@ def run_videos(results: list, options, progress=None, on_video=None) -> list:
         receiver = threading.Thread(target=_receive, args=(queue, by_key, arrived), name="magicmask-receive", daemon=True)
         receiver.start()
         done = distributed.as_completed(loop=client.loop)
-        pending: dict = {}  # future -> (video, the futures of its bytes)
+        pending: dict = {}  # future -> (video, what it does, the futures of its bytes)
         worker_options = options.replace(scheduler=None, jobs=1)
+        cut = options.streams and storage != "send" and threads > 1  # segments need the background before the keyframes
+
+        def task(video: _Video, kind: str, func, *args):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+                key = f"magicmask-{kind}-{video.result.video.name}-{secrets.token_hex(8)}"  # the video, on a dashboard
+                future = client.submit(func, video.spec, *args, key=key, pure=False)
+            pending[future] = (video, kind, [])
+            done.add(future)
+            return future
 
         def submit(video: _Video) -> None:
             result = video.result
             inputs = {os.fspath(result.video.resolve()): file_identity(result.video)}
             if options.method is None:
                 inputs[options.background] = file_identity(options.background)
-            spec = {
+            video.spec = {
                 "key": video.key, "mode": video.mode, "video": os.fspath(result.video.resolve()), "folder": os.fspath(result.folder.resolve()),
                 "options": worker_options, "inputs": inputs, "token": video.lock.holder.token, "queue": queue.name,
             }
+            if cut and video.mode == "shared" and not video.times:
+                return task(video, "plan", plan_task)
             held = []
             background = None
             if video.mode == "send":
@@ -750,22 +904,52 @@ def run_videos(results: list, options, progress=None, on_video=None) -> list:
                 if options.method is None:
                     background = _submit(client, hold, Path(options.background).read_bytes())
                     held.append(background)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
-                key = f"magicmask-video-{result.video.name}-{secrets.token_hex(8)}"  # the video, on a dashboard
-                future = client.submit(video_task, spec, held[: len(held) - (background is not None)], background, key=key, pure=False)
-            pending[future] = (video, held)
-            done.add(future)
+            future = task(video, "video", video_task, held[: len(held) - (background is not None)], background)
+            pending[future][2].extend(held)
+
+        def segments(video: _Video) -> None:
+            """The video's keyframes in runs over the workers, each decoded from its first keyframe."""
+            count = len(video.times)
+            size = max(SEGMENT_MIN, math.ceil(count / (2 * threads)))
+            starts = list(range(0, count, size))
+            video.segments["left"] = len(starts)
+            for index, start in enumerate(starts):
+                task(video, "segment", segment_task, index, start, min(count, start + size), video.times)
 
         def collect(future) -> None:
-            video, held = pending.pop(future)
+            video, kind, held = pending.pop(future)
             result = video.result
+            if video.finished:
+                return  # a failed video's other segments
             if future.status != "finished":
                 result.error = _as_error(future, result.video)
+                _cancel(client, [other for other, (owner, *_) in pending.items() if owner is video])
                 return finish(video, FAILED)
             summary = future.result()
             for part in held:  # the video's bytes are no longer needed on the cluster
                 part.release()
+            if kind == "plan" and "times" in summary:
+                video.times = summary["times"] or []
+                if len(video.times) < 2 * SEGMENT_MIN:
+                    video.times = [0.0]  # not worth cutting: the video whole on one worker
+                    return submit(video)
+                video.total = len(video.times)
+                return task(video, "first", segment_task, -1, 0, 1, video.times)  # the background of every segment
+            if kind == "first":
+                video.segments["warnings"] += summary.get("warnings", [])
+                return segments(video) if "mismatch" not in summary else submit(video)
+            if kind == "segment":
+                cuts = video.segments
+                cuts["left"] -= 1
+                cuts["warnings"] += summary.get("warnings", [])
+                cuts["errors"] += summary.get("errors", [])
+                cuts["mismatch"] = cuts["mismatch"] or summary.get("mismatch")
+                if cuts["left"] == 0:
+                    if cuts["mismatch"]:  # ffmpeg did not give the keyframes the packets announced: the video whole
+                        video.parts.clear()
+                        return submit(video)
+                    task(video, "finish", finish_task, len(video.times), cuts["warnings"], cuts["errors"])
+                return
             if "unseen" in summary:
                 if storage == "auto":
                     video.mode = "send"
@@ -802,7 +986,7 @@ def run_videos(results: list, options, progress=None, on_video=None) -> list:
             while pending:
                 collect(next(done))
         finally:
-            _cancel(client, [future for future, (video, held) in pending.items() for future in (future, *held)])
+            _cancel(client, [future for future, (video, kind, held) in pending.items() for future in (future, *held)])
             for video in videos:
                 if video.lock is not None:
                     video.lock.release()

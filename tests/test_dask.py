@@ -384,3 +384,23 @@ def test_a_video_that_keeps_killing_workers_fails_alone(local_batch, tmp_path):
     assert str(results[0].error) == f"{GOLDEN / 'walk10.mp4'}: Dask workers kept dying while processing this file (out of memory?) (check the workers' memory and logs)"
     assert written(results[1].folder) == written(local_batch / "walk")
     assert leftovers(tmp_path) == []
+
+
+def test_a_long_video_is_cut_into_segments_over_the_workers_with_the_local_runs_bytes(client, tmp_path):
+    """105 keyframes (names widened past 99), the first as background: segments decoded by ffmpeg seeking to
+    their first keyframe, on both workers, then one completion; the same files as a local run."""
+    video = make_sample_video(tmp_path / "long.mp4", width=96, height=72, count=210, keyint=2)
+    client.wait_for_workers(2, timeout=60)
+    before = len(client.get_events(PROGRESS_TOPIC))
+    result = magicmask.run(video, tmp_path / "dask" / "long", scheduler=client)
+    local = magicmask.run(video, tmp_path / "local" / "long", jobs=1)
+    assert result.status == local.status == "done"
+    assert len(local.keyframes) == 105 and result.keyframes[0].name == "t001.tiff"
+    assert written(tmp_path / "dask" / "long") == written(tmp_path / "local" / "long")
+    assert (tmp_path / "dask" / "long" / "sheet.jpg").read_bytes() == (tmp_path / "local" / "long" / "sheet.jpg").read_bytes()
+    assert recorded_right(tmp_path / "dask" / "long")
+    parts = {key.partition("#")[2] for _, (key, *_) in client.get_events(PROGRESS_TOPIC)[before:]}
+    assert len(parts - {""}) >= 4, f"segments: {sorted(parts)}"
+    assert leftovers(tmp_path) == []
+    again = magicmask.run(video, tmp_path / "dask" / "long", jobs=1)
+    assert again.status == "up to date"
