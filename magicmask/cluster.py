@@ -1,12 +1,23 @@
-"""The per-frame work on a Dask cluster (``dask.distributed``): the frames travel, the user's files stay here.
+"""Work on a Dask cluster (``dask.distributed``): whole video jobs for ``run``, frames for the other commands.
 
-Workers never open the user's files: every task carries the bytes of its frames, and a worker writes
-them to a private temporary folder, runs the same engine functions as a local run on them, and
-returns the output bytes. This process (the client) reads every frame and writes every output
+``run`` (:func:`run_videos`): the unit of work is the video job. A worker runs it whole
+(:func:`video_task`: ffmpeg, backgrounds, masks, the encoders, sheet and hashes), or a long video's
+segments (:func:`segment_task`, then :func:`finish_task`); this process (the client) plans, checks and
+claims each folder and holds its lock, follows the progress the workers report (Dask events), and writes
+each record. With shared storage the worker reads the video and writes the folder in place, after checking
+that it sees the client's files (:func:`file_identity`, and the folder lock's token); without it the
+video's bytes travel as task results (recomputed if their worker dies) and the outputs come back through a
+bounded queue, written here atomically. A worker that dies takes its task with it: Dask runs it again
+elsewhere, and every file is written under a temporary name and renamed, so nothing half-written remains.
+
+``masks``, ``background`` and ``display`` (:func:`render_frames`, :func:`flatten_frames`): the frames
+travel, the user's files stay here. Workers never open the user's files: every task carries the bytes of
+its frames, and a worker writes them to a private temporary folder, runs the same engine functions as a
+local run on them, and returns the output bytes. This process reads every frame and writes every output
 (atomically, in :func:`magicmask.masks.mask_frames` and :func:`magicmask.background.flatten`), so the
 outputs are those of a local run, byte for byte.
 
-Resilience: a task's arguments stay with its spec on the scheduler, so when a worker dies Dask runs
+Resilience of the frame path: a task's arguments stay with its spec on the scheduler, so when a worker dies Dask runs
 its tasks again elsewhere. Nothing is ``scatter``-ed (scattered data dies with its worker): the
 background is the result of a task (:func:`hold`), which the scheduler can run again, and it travels
 to each worker once. Folds return their partial results here and each combination is a new task

@@ -194,10 +194,18 @@ def recorded_right(folder) -> bool:
     return bool(verdicts) and all(verdict.ok for verdict in verdicts)
 
 
+def record_of(folder) -> dict:
+    """The folder's record, its creation time left out."""
+    record = json.loads((folder / "magicmask.json").read_text())
+    del record["created"]
+    return record
+
+
 def assert_same_as_local(root, local_batch):
     for name in BATCH:
         assert written(root / name) == written(local_batch / name), name
         assert recorded_right(root / name), name  # the record written here describes the files, hashes included
+        assert record_of(root / name) == record_of(local_batch / name), name  # paths, commands, hashes: the client's
 
 
 @pytest.mark.parametrize("storage", ["shared", "send"])
@@ -274,6 +282,16 @@ def test_without_shared_storage_the_videos_travel_and_the_outputs_come_back(priv
         assert written(tmp_path / "out" / name) == written(local_batch / name), name
         assert recorded_right(tmp_path / "out" / name)
     assert json.loads((tmp_path / "out" / "walk" / "magicmask.json").read_text())["video"]["path"] == str(tmp_path / "walk.mp4")
+    # a background file travels too; the record names the files as this machine does
+    background = tmp_path / "given" / "t03.tiff"
+    background.parent.mkdir()
+    shutil.copy(local_batch / "walk" / "t03.tiff", background)
+    given = magicmask.run(videos[0], tmp_path / "given" / "walk", background=background, scheduler=client, storage="send")
+    local = magicmask.run(videos[0], tmp_path / "local" / "walk", background=background, jobs=1)
+    assert given.status == local.status == "done"
+    assert written(tmp_path / "given" / "walk") == written(tmp_path / "local" / "walk")
+    assert record_of(tmp_path / "given" / "walk") == record_of(tmp_path / "local" / "walk")
+    assert record_of(tmp_path / "given" / "walk")["inputs"]["background"]["path"] == str(background)
     assert leftovers(tmp_path) == []
 
 
