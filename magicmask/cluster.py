@@ -734,7 +734,10 @@ def plan_task(spec: dict) -> dict:
     reason = _unseen(spec)
     if reason is not None:
         return {"unseen": reason}
-    return {"times": keyframe_times(spec["video"])}
+    try:
+        return {"times": keyframe_times(spec["video"])}
+    except MagicmaskError:  # the whole job says what is wrong with the video, as a local run does
+        return {"times": None}
 
 
 def segment_task(spec: dict, index: int, start: int, stop: int, times: list[float]) -> dict:

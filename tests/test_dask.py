@@ -422,3 +422,5 @@ def test_a_long_video_is_cut_into_segments_over_the_workers_with_the_local_runs_
     assert leftovers(tmp_path) == []
     again = magicmask.run(video, tmp_path / "dask" / "long", jobs=1)
     assert again.status == "up to date"
+    broken = magicmask.run_many([broken_video(tmp_path)], tmp_path / "broken", scheduler=client)  # planned, then failing as locally
+    assert broken[0].failed and broken[0].message.startswith(f"{tmp_path / 'broken.mp4'}: ffmpeg cannot read this as a video")
