@@ -804,7 +804,10 @@ def segment_task(spec: dict, index: int, start: int, stop: int, times: list[floa
 
 def finish_task(spec: dict, count: int, warnings: list[str], errors: list) -> dict:
     """On a worker: the completion of a video whose segments are done (display, sheet, hashes, record), in place."""
+    from magicmask.files import sweep_stale
+
     _prepare_worker()
+    sweep_stale(spec["folder"])  # what the segments of a worker that died left (its keyframes' folder, a temporary file)
     segments = {"count": count, "warnings": list(dict.fromkeys(warnings)), "errors": errors}
     return _run_here(spec, Path(spec["video"]), Path(spec["folder"]), spec["options"], {}, segments)
 

@@ -327,13 +327,14 @@ def longer(tmp_path_factory):
     return video, folder / "local"
 
 
-def kill_when(client, started, killed):
-    """In a thread: once ``started`` is set, SIGKILL a worker that is running a video's job."""
+def kill_when(client, started, killed, prefix="magicmask-video-"):
+    """In a thread: once ``started`` is set, SIGKILL a worker that is running a video's job (a task whose
+    key starts with ``prefix``)."""
 
     def kill():
         started.wait(60)
         for _ in range(500):
-            busy = [address for address, keys in client.processing().items() if any(key.startswith("magicmask-video-") for key in keys)]
+            busy = [address for address, keys in client.processing().items() if any(key.startswith(prefix) for key in keys)]
             if busy:
                 pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
                 os.kill(pid, signal.SIGKILL)
@@ -370,6 +371,27 @@ def test_a_worker_killed_mid_batch_changes_nothing(client, longer, storage, tmp_
     assert leftovers(tmp_path) == []
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it, for the following tests
     assert killed[0] not in client.run(os.getpid).values()
+
+
+def test_a_worker_killed_in_a_segment_of_a_long_video_changes_nothing(client, tmp_path):
+    video = make_sample_video(tmp_path / "long.mp4", width=320, height=240, count=96, keyint=2)
+    local = magicmask.run(video, tmp_path / "local" / "long", jobs=1)
+    client.wait_for_workers(2, timeout=60)
+    started, killed = threading.Event(), []
+    thread = kill_when(client, started, killed, prefix="magicmask-segment-")
+
+    def progress(stage, done, total):
+        if stage == "frames" and done > 0:
+            started.set()
+
+    result = magicmask.run(video, tmp_path / "dask" / "long", scheduler=client, progress=progress)
+    thread.join()
+    assert len(killed) == 1, "a worker must die in a segment"
+    assert result.status == local.status == "done"
+    assert written(tmp_path / "dask" / "long") == written(tmp_path / "local" / "long")
+    assert visible(tmp_path / "dask" / "long") == visible(tmp_path / "local" / "long")
+    assert leftovers(tmp_path) == []
+    client.wait_for_workers(2, timeout=60)
 
 
 def test_a_video_that_keeps_killing_workers_fails_alone(local_batch, tmp_path):
