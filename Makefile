@@ -15,7 +15,7 @@ system:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,dask,bench]' tox
+	$(BIN)/python -m pip install -q -e '.[test,dask,bench,plot]' tox
 	touch $@
 
 demo: setup

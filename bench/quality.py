@@ -30,12 +30,11 @@ sys.path.insert(0, str(HERE.parent))
 
 from magicmask.media.decode import iter_frames  # noqa: E402
 from magicmask.media.extract import extract_keyframes  # noqa: E402
-from magicmask.media.probe import keyframe_times, video_info  # noqa: E402
+from magicmask.media.probe import keyframe_times  # noqa: E402
 from magicmask.engines import DEFAULT_ENGINE, ENGINES  # noqa: E402
 from magicmask import thresholds  # noqa: E402
 from magicmask.params import MaskParams  # noqa: E402
 from magicmask.scenes import SCENES, Scene  # noqa: E402
-from magicmask.files import BACKGROUND_NAME  # noqa: E402
 from magicmask.statistics import background_path, make_backgrounds, mask_with_backgrounds, read_frame, write_background  # noqa: E402
 
 OUT = HERE / "out" / "quality"
@@ -54,6 +53,8 @@ METHODS = {
     "median-span": ("median of the frames in the spans where no figure stands still (`--span 0-2 --span 8-` on the stop scene; every frame elsewhere)", dict(method="median", source="video", spans="scene")),
     "median-auto": ("median of every frame, `--threshold auto`", dict(method="median", source="video", threshold="auto")),
     "median-adaptive": ("median of every frame, `--threshold adaptive` (its threshold map)", dict(method="median", source="video", threshold="adaptive")),
+    "median-span-auto": ("as median-span, `--threshold auto`", dict(method="median", source="video", spans="scene", threshold="auto")),
+    "median-span-adaptive": ("as median-span, `--threshold adaptive`", dict(method="median", source="video", spans="scene", threshold="adaptive")),
     "knn": ("OpenCV KNN subtractor (every frame)", None),
     "mog2": ("OpenCV MOG2 subtractor (every frame)", None),
 }
@@ -82,17 +83,17 @@ def opencv_masks(video: Path, indices: list[int], kind: str) -> list[np.ndarray]
 
 def learned_backgrounds(video: Path, frames: list[Path], out: Path, threshold: str | None = None, **options) -> tuple[dict, MaskParams]:
     """``make_backgrounds``, and the mask parameters of ``threshold``: the default (None), ``auto`` (from the
-    keyframes against their backgrounds) or ``adaptive`` (the median and its threshold map, from the video's
-    sampled frames in one pass; one background for the run)."""
+    keyframes against their backgrounds) or ``adaptive`` (the median and its threshold map, learned by
+    ``make_backgrounds`` from the frames the median holds, as ``run --threshold adaptive`` does; one map for the
+    run)."""
     if threshold != "adaptive":
         backgrounds = make_backgrounds(video, frames, out, **options)
         return backgrounds, MaskParams(thresholds.auto_threshold(backgrounds)) if threshold == "auto" else MaskParams()
-    info = video_info(video)
-    background, limit = thresholds.median_and_map(iter_frames(video, info=info), info.frames)
-    out.mkdir(parents=True, exist_ok=True)
-    path = write_background(background, out / BACKGROUND_NAME, frames[0])
-    limit_path = thresholds.write_threshold_map(limit, out / thresholds.MAP_NAME, frames[0])
-    return {frame: path for frame in frames}, MaskParams(threshold_map=str(limit_path))
+    maps: dict = {}
+    backgrounds = make_backgrounds(video, frames, out, maps=maps, **options)
+    limits = set(maps.values())
+    assert len(limits) == 1, "one map for the run (no window)"
+    return backgrounds, MaskParams(threshold_map=str(limits.pop()))
 
 
 def run_scene(scene: Scene, jobs: int | None, fresh: bool, methods: list[str], engine: str) -> dict:

@@ -184,14 +184,16 @@ OpenCV's subtractors: default settings, learning on every frame, shadow output c
 
 ![per clip, the keyframe where the methods disagree most: white true positive, red false positive, blue missed, green not scored](quality_real.png)
 
-Seconds to learn (101 frames, all of them held by the median; shared 2-core machine): the median background through
-`make_backgrounds` (decoding included), and the median with its threshold map from already decoded frames:
+Seconds taken here (101 frames, all of them held by the median; shared 2-core machine): the median background
+through `make_backgrounds` (decoding included), and the median with its threshold map from already decoded frames.
+What the map costs beside the median on the same frames, side by side: `bench/bench_threshold_map.py`.
 
 | clip | median (make_backgrounds) | median + map (median_and_map) |
 |---|---|---|
 {timing}
 
-{time.perf_counter() - start:.0f} s in all.
+{time.perf_counter() - start:.0f} s in all. The same thresholds on the generated scenes: `bench/quality.py --methods
+median,median-auto,median-adaptive,median-span,median-span-auto,median-span-adaptive` (figures in README.md).
 """)
     print(f"wrote {HERE / 'quality_real.md'} and {png}")
     return 0

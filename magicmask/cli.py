@@ -348,6 +348,8 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Redo what is up to date; with one video, replace the outputs of another video in its folder (a batch puts such a video in ROOT/STEM-2).")] = False,
     sheet: Annotated[bool, typer.Option("--sheet/--no-sheet", help="Write the contact sheet sheet.jpg in each folder.")] = True,
     display_: Annotated[bool, typer.Option("--display", help="Also write keyframes.jpg, the multi-exposure display (convert t*.tiff -background white -compose darken -flatten).")] = False,
+    cutout: Annotated[bool, typer.Option("--cutout", help="Also write NAME-cutout.png per keyframe: its colours with the mask as alpha (transparent background), at its depth.")] = False,
+    plot: Annotated[bool, typer.Option("--plot", help="Also write motion.png, the plot of motion.tsv (needs matplotlib: pip install 'magicmask\\[plot]').")] = False,
     quiet: Quiet = False,
     backend: Backend = "loky",
     scheduler: Scheduler = None,
@@ -356,7 +358,8 @@ def run(
 ):
     """The whole blog recipe: keyframes, background, then a mask and clean image for every keyframe.
 
-    Each folder also gets sheet.jpg (frame | mask | clean per keyframe) and magicmask.json (versions,
+    Each folder also gets motion.tsv (per keyframe: the mask's area, centroid, bounding box and quantity
+    of motion), sheet.jpg (frame | mask | clean per keyframe) and magicmask.json (versions,
     options, the commands that make each file, every output's sha256: magicmask check FOLDER re-verifies
     it). A re-run skips finished videos and frames; a folder holding another video is refused.
     """
@@ -367,7 +370,7 @@ def run(
 
     options = Options(
         background_choice, source, window, match_exposure, samples, tuple(span or ()), threshold, blur, threshold2, blur2,
-        engine, jobs, force, sheet, display_, scheduler=_scheduler(backend, scheduler, scheduler_file), storage=storage,
+        engine, jobs, force, sheet, display_, scheduler=_scheduler(backend, scheduler, scheduler_file), storage=storage, cutout=cutout, plot=plot,
     )
     _run_videos(video, output, options, quiet)
 
@@ -375,6 +378,7 @@ def run(
 def _run_videos(videos, output, options, quiet: bool) -> None:
     """``run``: one video straight into OUTPUT, or a batch into OUTPUT/STEM with a line per video and a table."""
     from magicmask.job import expand, plan, plural, run_jobs, RunResult
+    from magicmask.sheet import INDEX_NAME
 
     found = expand(videos)
     results = [RunResult(found[0], output)] if len(found) == 1 else plan(found, output)
@@ -394,7 +398,7 @@ def _run_videos(videos, output, options, quiet: bool) -> None:
             err.print(f"[yellow]warning:[/yellow] {escape(str(item.video))}: {escape(warning)}", markup=True, soft_wrap=True)
 
     with _progress(quiet) as update:
-        results = run_jobs(results, options, update, finished)
+        results = run_jobs(results, options, update, finished, None if len(found) == 1 else output / INDEX_NAME)
     if len(results) == 1:
         item = results[0]
         if item.error is not None:
@@ -411,7 +415,9 @@ def _run_videos(videos, output, options, quiet: bool) -> None:
         elif options.threshold_mode == "adaptive" and learned:
             out.print(f"--threshold adaptive: {plural(len(learned), 'threshold map')} ({', '.join(Path(name).name for name in learned[:3])}{' ...' if len(learned) > 3 else ''})", soft_wrap=True)
         if item.record is not None:
-            extras = [f"sheet {item.sheet}"] if item.sheet else []
+            extras = [f"motion data {item.motion}"] if item.motion else []
+            extras += [f"plot {item.plot}"] if item.plot else []
+            extras += [f"sheet {item.sheet}"] if item.sheet else []
             extras += [f"display {item.display}"] if item.display else []
             out.print(f"record {item.record}" + "".join(f", {extra}" for extra in extras), soft_wrap=True)
         _report_errors(item.errors, len(item.keyframes))
@@ -422,6 +428,8 @@ def _run_videos(videos, output, options, quiet: bool) -> None:
         status = f"[red]failed[/red]: {escape(reason)}" if item.failed else item.status + (" [yellow](warnings)[/yellow]" if item.warnings else "")
         table.add_row(escape(str(item.video)), escape(str(item.folder)), str(len(item.keyframes)), f"{item.seconds:.1f}", status)
     out.print(table)
+    if options.sheet and (output / INDEX_NAME).is_file():
+        out.print(f"index sheet {output / INDEX_NAME}", soft_wrap=True)
     failed = [item for item in results if item.failed]
     if failed:
         rest = "" if len(failed) == len(results) else "; the others are done"
@@ -513,6 +521,9 @@ def video_command(
     video: Annotated[Path, typer.Argument(help="The video file.", show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="The clean (foreground) video, e.g. clean.mp4.", show_default=False)],
     masks: Annotated[Optional[Path], typer.Option("--masks", help="Also write the masks as a video, e.g. masks.mp4.", show_default=False)] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Also write the motion data of every frame, e.g. motion.tsv: frame, time, area, x, y, left, top, right, bottom, motion (tab-separated).", show_default=False)] = None,
+    motiongram: Annotated[Optional[Path], typer.Option("--motiongram", help="Also write the horizontal and vertical motiongrams of the masks, e.g. motiongram.png (needs matplotlib).", show_default=False)] = None,
+    alpha: Annotated[Optional[Path], typer.Option("--alpha", help="Also write the video with the mask as alpha channel: NAME.mov (ProRes 4444, for editors: Premiere, Final Cut, Resolve) or NAME.webm (VP9, for browsers); no audio.", show_default=False)] = None,
     background_choice: BackgroundMethod = "first",
     source: Source = "keyframes",
     samples: Samples = 100,
@@ -530,7 +541,8 @@ def video_command(
     """Every frame (not only keyframes) through the blog's mask chain and multiply, streamed back into H.264.
 
     Frames come from ffmpeg's raw pipe and go to ffmpeg's encoder: nothing is written to disk but the
-    videos; audio is copied. Each frame of the clean video is what the blog's two convert lines compute
+    outputs asked for; audio is copied. --data, --motiongram and --alpha add the motion data of every
+    frame, the masks' motiongrams and a video with the mask as alpha. Each frame of the clean video is what the blog's two convert lines compute
     for that decoded frame (before JPEG), encoded with --crf, or exactly with --lossless. The background
     is made as run makes it (--background, --from, --samples, --span), in memory. H.264 4:2:0 needs an even
     width and height: a video of odd size gets one black column (right) and/or row (bottom); --lossless
@@ -544,8 +556,10 @@ def video_command(
         result = foreground_video(
             video, output, masks, options.background, options.chain(), crf, lossless, preset, jobs, update,
             source=options.source, samples=options.samples, spans=options.spans, threshold=options.threshold_mode,
+            data=data, motiongram=motiongram, alpha=alpha,
         )
-    written = f"{result.output}" + (f" and {result.masks}" if result.masks else "")
+    made = [path for path in (result.masks, result.alpha, result.data, result.motiongram) if path is not None]
+    written = f"{result.output}" + "".join(f", {path}" for path in made[:-1]) + (f" and {made[-1]}" if made else "")
     audio = ", audio copied" if result.audio else ""
     learned = f", --threshold {options.threshold}: {result.threshold if result.threshold.startswith('a ') else '-threshold ' + result.threshold}" if result.threshold else ""
     out.print(f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps){audio}{learned}: {written}", soft_wrap=True)
@@ -564,9 +578,13 @@ def sheet(
     width: Annotated[int, typer.Option("--width", help="Width of each thumbnail in pixels.")] = 240,
     quiet: Quiet = False,
 ):
-    """A contact sheet: one row per keyframe with its frame, mask and clean image, named, in one image."""
-    from magicmask.sheet import contact_sheet, sheet_frames
+    """A contact sheet: every keyframe's frame, mask and clean image, named, in a grid; of a batch's ROOT, its index sheet."""
+    from magicmask.sheet import INDEX_NAME, contact_sheet, index_sheet, sheet_frames, video_folders
 
+    if folder.is_dir() and not sheet_frames(folder) and (folders := video_folders(folder)):
+        written = index_sheet(folders, output or folder / INDEX_NAME)
+        out.print(f"index sheet of {len(folders)} videos written to {written}", soft_wrap=True)
+        return
     with _progress(quiet) as update:
         written = contact_sheet(folder, output, width, counter(update, "sheet", len(sheet_frames(folder)) if folder.is_dir() else 0))
     out.print(f"sheet written to {written}", soft_wrap=True)
@@ -632,6 +650,7 @@ def demo(
     out.print(f"masks, cleans:  {result.folder}/NAME-mask.tiff, NAME-clean.jpg ({plural(len(result.outputs), 'keyframe')})", soft_wrap=True)
     out.print(f"background:     {result.background}", soft_wrap=True)
     out.print(f"display:        {result.display}", soft_wrap=True)
+    out.print(f"motion data:    {result.motion}" + (f", plot {result.plot}" if result.plot else " (pip install 'magicmask[plot]' for its plot, motion.png)"), soft_wrap=True)
     out.print(f"sheet:          {result.sheet}", soft_wrap=True)
     out.print(f"record:         {result.record} (magicmask check {result.folder} re-runs its commands)", soft_wrap=True)
     _report_errors(result.errors, len(result.keyframes))

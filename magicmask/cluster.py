@@ -606,8 +606,11 @@ def _run_here(spec: dict, video: Path, folder: Path, options, names: dict[str, s
     """Run the video job on this worker and describe its result for the client. With ``segments`` (the
     keyframe count, ffmpeg's warnings and the frame errors of a video whose segments are done, see
     :func:`segment_task`), only its completion runs: display, sheet, hashes and record."""
-    from magicmask.job import RunResult, VideoJob, run_jobs
+    from magicmask.files import output_paths
+    from magicmask.job import RunResult, VideoJob, _soon, run_jobs
+    from magicmask.masks import FrameJob
     from magicmask.media.extract import Keyframes, frame_names
+    from magicmask.media.probe import keyframe_packet_times
 
     published: dict = {}
 
@@ -617,6 +620,7 @@ def _run_here(spec: dict, video: Path, folder: Path, options, names: dict[str, s
         def start(self) -> bool:
             self.started = time.perf_counter()
             self.keyframes = Keyframes(self.result.video, self.result.folder)
+            self._times = _soon(keyframe_packet_times, self.result.video)
             return True
 
         def frame_jobs(self, frame_done, threads=None):
@@ -627,9 +631,14 @@ def _run_here(spec: dict, video: Path, folder: Path, options, names: dict[str, s
             self.keyframes.paths, self.keyframes.warnings = list(frames), list(segments["warnings"])
             base = _segment_background(options, folder, segments["count"])
             self.result.background = base
-            for frame in frames:
+            failed = {error[1] for error in segments["errors"]}
+            for index, frame in enumerate(frames):
                 self.result.backgrounds[frame] = base
                 self.result.thresholds[frame] = options.params.threshold
+                mask, clean = output_paths(frame, folder)
+                self.index[frame] = index
+                if "@" + frame.name not in failed:  # measured from its mask file, as a frame done earlier is
+                    self._measured(index, FrameJob(frame, mask, clean, base, options.params, options.engine, True))
                 frame_done()
             self.result.errors += [_unpacked(error, folder) for error in segments["errors"]]
 
@@ -651,6 +660,9 @@ def _run_here(spec: dict, video: Path, folder: Path, options, names: dict[str, s
         "warnings": [_translate(warning, names) for warning in result.warnings],
         "sheet": where(result.sheet),
         "display": where(result.display),
+        "motion": where(result.motion),
+        "plot": where(result.plot),
+        "cutouts": [where(path) for path in result.cutouts],
         "timings": dict(result.timings),
         "seconds": result.seconds,
         "record": _translate(published["record"], names) if published else None,
@@ -749,6 +761,7 @@ def segment_task(spec: dict, index: int, start: int, stop: int, times: list[floa
     of keyframes than the packets announced (the client then runs the video whole).
     """
     from magicmask.files import output_paths, temp_prefix, write_atomic
+    from magicmask.job import cutout_path
     from magicmask.masks import FrameJob, render
     from magicmask.media.extract import _same_bytes, frame_names, keyframes_command
     from magicmask.media.ffmpeg import binary_args, damage_warning, tail
@@ -791,13 +804,16 @@ def segment_task(spec: dict, index: int, start: int, stop: int, times: list[floa
     progress = _progress(f"{spec['key']}#{index}")
     for number, frame in enumerate(frames, 1):
         mask, clean = output_paths(frame, folder)
+        cutout = cutout_path(frame) if options.cutout else None
         try:
-            rendered = render(FrameJob(frame, mask, clean, background, options.params, options.engine))
+            rendered = render(FrameJob(frame, mask, clean, background, options.params, options.engine, False, cutout))
         except Exception as exc:  # one frame's failure; the others go on
             summary["errors"].append(_error(as_magicmask_error(exc, frame), folder, {}))
         else:
             write_atomic(mask, rendered[0])
             write_atomic(clean, rendered[1])
+            if cutout is not None:
+                write_atomic(cutout, rendered[2].cutout)
         progress("frames", number, len(frames))
     return summary
 
@@ -985,8 +1001,9 @@ def run_videos(results: list, options, progress=None, on_video=None) -> list:
                 result = video.result
                 try:
                     check_video_path(result.video)
-                    if not options.force and (record := records.is_current(result.folder, result.video, options.recorded())) is not None:
-                        VideoJob(result, options)._up_to_date(record)
+                    planned = VideoJob(result, options)
+                    if (record := planned.current()) is not None:
+                        planned._up_to_date(record)
                         result.seconds = 0.0
                         finish(video, UP_TO_DATE)
                         continue
@@ -1057,6 +1074,7 @@ def _finish_here(video: _Video, summary: dict, arrived: threading.Condition, rec
     result.error = error(summary["error"]) if summary["error"] else None
     result.warnings = summary["warnings"]
     result.sheet, result.display = at(summary["sheet"]), at(summary["display"])
+    result.motion, result.plot, result.cutouts = at(summary["motion"]), at(summary["plot"]), [at(name) for name in summary["cutouts"]]
     result.timings, result.seconds = summary["timings"], summary["seconds"]
     files = summary.get("files")
     if files is not None:  # sent: wait for the last of them

@@ -18,7 +18,8 @@ def demo(out_dir: str | os.PathLike = "magicmask-demo", engine: str = DEFAULT_EN
     Writes ``out_dir/sample.mp4`` (a dark figure walking over a stone wall, 320x240, 6 keyframes) and, in
     ``out_dir/frames``, what :func:`magicmask.run` writes with the first keyframe as background (as in the
     blog) and the keyframe display: ``t01.tiff``..., ``NAME-mask.tiff``, ``NAME-clean.jpg``,
-    ``keyframes.jpg``, ``sheet.jpg`` and the record ``magicmask.json``.
+    ``keyframes.jpg``, ``motion.tsv``, ``sheet.jpg`` and the record ``magicmask.json``; and the plot
+    ``motion.png`` when matplotlib is installed (the ``plot`` extra).
 
     Returns
     -------
@@ -28,5 +29,13 @@ def demo(out_dir: str | os.PathLike = "magicmask-demo", engine: str = DEFAULT_EN
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     video = make_sample_video(out_dir / SAMPLE_NAME)
-    result = run(video, out_dir / "frames", engine=engine, jobs=jobs or 0, display=True, progress=progress)
+    result = run(video, out_dir / "frames", engine=engine, jobs=jobs or 0, display=True, progress=progress, plot=_can_plot())
     return video, result
+
+
+def _can_plot() -> bool:
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -8,6 +8,9 @@ finished folder holds the same files whichever entry point made it::
     FOLDER/background.tiff         the background, for lighten, darken, mean and median
     FOLDER/tNN-background.tiff     a keyframe's own background (--window, --match-exposure)
     FOLDER/tNN-mask.tiff, tNN-clean.jpg   the blog's loop, for every keyframe
+    FOLDER/tNN-cutout.png          the keyframe with its mask as alpha (with ``cutout``)
+    FOLDER/motion.tsv              motion data measured on the masks, one row per keyframe
+    FOLDER/motion.png              its plot (with ``plot``)
     FOLDER/keyframes.jpg           the multi-exposure display (with ``display``)
     FOLDER/sheet.jpg               the contact sheet (unless ``sheet`` is false)
     FOLDER/magicmask.json          the record: versions, options, the commands that make each file, hashes
@@ -29,7 +32,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +43,14 @@ from magicmask.provenance.hashing import hash_soon, versions_soon
 from magicmask.engines import get_engine
 from magicmask.errors import MagicmaskError
 from magicmask.execute import as_magicmask_error, run_tasks
-from magicmask.files import BACKGROUND_NAME, CLEAN_SUFFIX, DISPLAY_NAME, MASK_SUFFIX, iter_frames, output_paths, write_atomic
+from magicmask.cutout import CUTOUT_SUFFIX
+from magicmask.files import BACKGROUND_NAME, CLEAN_SUFFIX, DISPLAY_NAME, MASK_SUFFIX, frame_name, iter_frames, output_paths, write_atomic
 from magicmask.media.extract import Keyframes
 from magicmask.media.ffmpeg import check_video_path
-from magicmask.media.probe import keyframe_count
-from magicmask.masks import FrameJob, Resume, render
+from magicmask.media.probe import keyframe_count, keyframe_packet_times, keyframe_times
+from magicmask.motion import MOTION_NAME, PLOT_NAME, Track, plot, tsv_bytes
+from magicmask.sheet import INDEX_NAME
+from magicmask.masks import FrameJob, Resume, extras, render
 from magicmask.options import Options
 from magicmask.params import MaskParams
 
@@ -89,6 +96,12 @@ class RunResult:
     record: Path | None = None
     sheet: Path | None = None
     display: Path | None = None
+    motion: Path | None = None
+    """``motion.tsv``: per keyframe the mask's area, centroid, bounding box and quantity of motion."""
+    plot: Path | None = None
+    """``motion.png``, the plot of ``motion.tsv`` (with ``plot``)."""
+    cutouts: list[Path] = field(default_factory=list)
+    """``NAME-cutout.png`` of every keyframe (with ``cutout``)."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds from the job's start to the end of each step: ``keyframes``, ``backgrounds``, ``masks``, ``complete``."""
     seconds: float = 0.0
@@ -109,6 +122,47 @@ class RunResult:
 
     def __repr__(self) -> str:
         return f"<RunResult {self.status}: {self.video} -> {self.folder}, {plural(len(self.keyframes), 'keyframe')}>"
+
+    def _repr_html_(self) -> str:
+        """In a notebook (Jupyter, VS Code): what was made, the contact sheet and the motion plot, shown inline
+        (scaled to at most :data:`SHOWN_WIDTH` pixels wide, embedded as JPEG/PNG)."""
+        import html
+
+        rows = [("video", self.video), ("folder", self.folder), ("status", self.status), ("keyframes", len(self.keyframes))]
+        if self.background is not None:
+            rows.append(("background", self.background))
+        rows += [(name, path) for name, path in (("motion data", self.motion), ("motion plot", self.plot), ("record", self.record)) if path is not None]
+        if self.cutouts:
+            rows.append(("cut-outs", f"{self.cutouts[0].name} ... ({len(self.cutouts)})"))
+        rows += [("error", self.message)] if self.message else []
+        rows += [("warning", warning) for warning in self.warnings]
+        table = "".join(f"<tr><th style='text-align:left'>{html.escape(name)}</th><td style='text-align:left'>{html.escape(str(value))}</td></tr>" for name, value in rows)
+        pictures = "".join(_inline(path) for path in (self.sheet, self.plot) if path is not None)
+        return f"<div><table>{table}</table>{pictures}</div>"
+
+
+SHOWN_WIDTH = 1600
+"""The widest picture :meth:`RunResult._repr_html_` embeds (a sheet of 400 keyframes is about 11,000 pixels wide)."""
+
+
+def _inline(path: Path) -> str:
+    """An ``<img>`` of ``path`` scaled to :data:`SHOWN_WIDTH`, embedded (empty when it cannot be read)."""
+    import base64
+    import html
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.thumbnail((SHOWN_WIDTH, SHOWN_WIDTH * 4))
+            buffer = io.BytesIO()
+            kind = "png" if path.suffix.lower() == ".png" else "jpeg"
+            image.convert("RGB").save(buffer, format=kind.upper(), **({"quality": 85} if kind == "jpeg" else {}))
+    except (OSError, ValueError):
+        return ""
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return f"<div><img src='data:image/{kind};base64,{data}' alt='{html.escape(path.name)}' style='max-width:100%'></div>"
 
 
 def expand(videos: Iterable[str | os.PathLike]) -> list[Path]:
@@ -174,6 +228,9 @@ class VideoJob:
         self._exit = contextlib.ExitStack()
         self._lock = None
         self.decoding: list[str] = []  # what ffmpeg reported while decoding every frame for a background
+        self.track = Track()  # the masks' measures, for motion.tsv
+        self.index: dict[Path, int] = {}  # each keyframe's row
+        self._times = None  # the keyframes' timestamps, read by ffprobe while the work goes on
 
     # --- the steps ---------------------------------------------------------------------------------------
 
@@ -192,13 +249,21 @@ class VideoJob:
         self.started = time.perf_counter()
         check_video_path(result.video)
         hash_soon(result.video)
-        if not options.force and (done := records.is_current(result.folder, result.video, options.recorded())) is not None:
+        done = self.current()
+        if done is not None:
             self._up_to_date(done)
             return False
         self.keyframes = Keyframes(result.video, result.folder)  # probed first: a file that is no video claims no folder
+        self._times = _soon(keyframe_packet_times, result.video)
         self._lock = self._exit.enter_context(FolderLock(result.folder, f"magicmask run {result.video}"))
         records.claim(result.folder, result.video, force=options.force)
         return True
+
+    def current(self) -> dict | None:
+        """The folder's record when it already holds this run, finished and unchanged (never with ``force``)."""
+        result, options = self.result, self.options
+        done = None if options.force else records.is_current(result.folder, result.video, options.recorded())
+        return done if done is not None and MOTION_NAME in done["outputs"] else None  # a folder made before motion data gets it now
 
     def _up_to_date(self, record: dict) -> None:
         result, folder = self.result, self.result.folder
@@ -212,6 +277,9 @@ class VideoJob:
         result.record = folder / records.RECORD_NAME
         result.sheet = folder / "sheet.jpg" if record["options"].get("sheet") else None
         result.display = folder / DISPLAY_NAME if record["options"].get("display") else None
+        result.motion = folder / MOTION_NAME if MOTION_NAME in record["outputs"] else None
+        result.plot = folder / PLOT_NAME if PLOT_NAME in record["outputs"] else None
+        result.cutouts = [cutout_path(frame) for frame in result.keyframes] if record["options"].get("cutout") else []
         self.counted = len(result.keyframes)
 
     def frame_jobs(self, frame_done: Callable[[], None], threads: int | None = None) -> Iterator[FrameJob]:
@@ -263,13 +331,14 @@ class VideoJob:
         chain = None if chains else options.params
         result.background = base
         resume = Resume(sorted(set(own.values())) or [base], list(chains.values()) or chain, options.force)
-        for frame in iter_frames(source):
+        for index, frame in enumerate(iter_frames(source)):
             mask, clean = output_paths(frame, result.folder)
             result.backgrounds[frame] = own.get(frame, base)
             params = chains.get(frame, chain)
             result.thresholds[frame] = params.threshold_map or params.threshold
-            job = FrameJob(frame, mask, clean, own.get(frame, base), params, options.engine)
-            if resume.done(job):
+            job = FrameJob(frame, mask, clean, own.get(frame, base), params, options.engine, True, cutout_path(frame) if options.cutout else None)
+            self.index[frame] = index
+            if resume.done(job) and self._measured(index, job):
                 frame_done()
             else:
                 yield job
@@ -286,7 +355,7 @@ class VideoJob:
         if result.error is not None or self.keyframes is None:
             return FAILED
         old = list(self.keyframes.paths)
-        frames = self.keyframes.finish((MASK_SUFFIX, CLEAN_SUFFIX))
+        frames = self.keyframes.finish((MASK_SUFFIX, CLEAN_SUFFIX, CUTOUT_SUFFIX))
         renamed = dict(zip(old, frames))
         result.keyframes = frames
         result.backgrounds = {renamed.get(frame, frame): renamed.get(background, background) for frame, background in result.backgrounds.items()}
@@ -303,6 +372,12 @@ class VideoJob:
         inside = lambda path: Path(path).resolve().parent == folder  # noqa: E731
         made = {path.name for path in frames}
         made |= {path.name for pair in result.outputs for path in pair}
+        made.add(MOTION_NAME)
+        if options.cutout:
+            result.cutouts = [cutout_path(frame) for frame in frames]
+            made |= {path.name for path in result.cutouts}
+        if options.plot:
+            made.add(PLOT_NAME)
         if options.method is not None:  # a background file given by the user is an input, never an output
             made |= {path.name for path in result.backgrounds.values() if inside(path)}
             if options.method.kind != "keyframe" and not options.window and (result.folder / BACKGROUND_NAME).is_file():
@@ -318,12 +393,19 @@ class VideoJob:
         records.note_made(result.folder, result.video, made)  # known as this run's before anything older goes
         records.remove_made(result.folder, keep=keep)
         result.warnings += background_warnings(result, options)
-        extra = []
+        extra = [*result.cutouts]
+        rows = self.track.rows([frame_name(frame) for frame in frames], self._keyframe_times(len(frames)))
+        result.motion = write_atomic(result.folder / MOTION_NAME, tsv_bytes(rows), keep_identical=True)
+        extra.append(result.motion)
+        if options.plot:
+            height, width = self.track.measures[0].size
+            result.plot = write_atomic(result.folder / PLOT_NAME, plot(rows, (width, height), f"{result.video.name}: motion of the masks, {plural(len(frames), 'keyframe')}"))
+            extra.append(result.plot)
         if options.display:
             result.display = keyframe_display(frames, result.folder / DISPLAY_NAME, engine=options.engine, jobs=1)
             extra.append(result.display)
         if options.sheet:
-            result.sheet = contact_sheet(result.folder, frames=frames)
+            result.sheet = contact_sheet(result.folder, frames=frames, title=f"{result.video.name}: {plural(len(frames), 'keyframe')} ({result.folder.name})")
             extra.append(result.sheet)
         shared = [BACKGROUND_NAME] if BACKGROUND_NAME in made else []
         record = records.build(result.video, result.folder, frames, options, self.keyframes.pix_fmt, result.backgrounds, extra, result.warnings, result.thresholds, shared)
@@ -337,6 +419,25 @@ class VideoJob:
         :mod:`magicmask.cluster`)."""
         self.result.record = records.write(self.result.folder, record)
         records.release(self.result.folder, self.result.video, made)
+
+    def _measured(self, index: int, job: FrameJob) -> bool:
+        """A frame already done, measured from its mask file; False when that file cannot be read (made again)."""
+        try:
+            self.track.add(index, extras(replace(job, cutout=None)).measure)
+        except MagicmaskError:
+            return False
+        return True
+
+    def _keyframe_times(self, count: int) -> list[float] | None:
+        """The keyframes' timestamps (seconds), from their packets, else decoded as ffmpeg decodes them; None
+        when neither gives one per keyframe."""
+        try:
+            times = self._times.result() if self._times is not None else []
+            if len(times) != count:
+                times = keyframe_times(self.result.video)
+        except MagicmaskError:
+            return None
+        return [float(t) for t in times] if len(times) == count else None
 
     def _check_lock(self) -> None:
         if self._lock is not None and self._lock.lost:
@@ -415,6 +516,11 @@ def background_warnings(result: RunResult, options: Options | None = None) -> li
     return warnings
 
 
+def cutout_path(frame: Path) -> Path:
+    """``NAME-cutout.png`` beside keyframe ``NAME.tiff``."""
+    return frame.with_name(frame_name(frame) + CUTOUT_SUFFIX)
+
+
 def _resolve(folder: Path, name: str) -> Path:
     path = Path(name)
     return path if path.is_absolute() else folder / name
@@ -432,13 +538,16 @@ def run_jobs(
     options: Options,
     progress: Progress | None = None,
     on_video: Callable[[RunResult], None] | None = None,
+    index: str | os.PathLike | None = None,
     job_type: type[VideoJob] = VideoJob,
 ) -> list[RunResult]:
     """Run the video job of every ``results`` entry (video and folder), all frames on one pool of workers.
 
     ``results`` are updated in place and returned; ``on_video`` is called with each as soon as it is
-    finished (done, up to date, or failed). With ``options.scheduler``, each video job runs whole on a
-    Dask worker (:func:`magicmask.cluster.run_videos`); ``job_type`` is what the worker runs there.
+    finished (done, up to date, or failed). With ``index`` (a batch's ``ROOT/index.jpg``) and the sheet
+    option, the index sheet of all the videos is written there at the end. With ``options.scheduler``,
+    each video job runs whole on a Dask worker (:func:`magicmask.cluster.run_videos`); ``job_type`` is what
+    the worker runs there.
 
     Raises
     ------
@@ -449,7 +558,7 @@ def run_jobs(
     if options.scheduler is not None:
         from magicmask.cluster import run_videos
 
-        return run_videos(results, options, progress, on_video)
+        return _index(run_videos(results, options, progress, on_video), options, index)
     module = get_engine(options.engine)
     _warm_up(module)  # Numba's kernels load in a thread while ffmpeg starts
     jobs = [job_type(result, options, progress) for result in results]
@@ -519,6 +628,13 @@ def run_jobs(
             if error is None:  # written here, by this process, so an interruption never leaves half a file
                 hash_soon(write_atomic(frame_job.mask, rendered[0]))
                 hash_soon(write_atomic(frame_job.clean, rendered[1]))
+                try:  # rendered on a cluster: measured and cut out here, from the bytes in hand
+                    made = rendered[2] if len(rendered) > 2 else extras(frame_job, rendered[0])
+                    if made.cutout is not None:
+                        hash_soon(write_atomic(frame_job.cutout, made.cutout))
+                    job.track.add(job.index[frame_job.frame], made.measure)
+                except MagicmaskError as exc:
+                    error = exc
             job.outstanding -= 1
             frame_done(job, None if error is None else as_magicmask_error(error, frame_job.frame))
             finish(job, FAILED if job.result.error and job.submitted and not job.outstanding else None)
@@ -526,7 +642,31 @@ def run_jobs(
         stop.set()
         for job in jobs:
             job.close()  # on interruption: ffmpeg stopped, its temporary folder removed, the folder released
+    return _index(results, options, index)
+
+
+def _index(results: list[RunResult], options: Options, index: str | os.PathLike | None) -> list[RunResult]:
+    """With ``index`` and the sheet option, the index sheet of all the videos; ``results``."""
+    if index is not None and options.sheet:
+        from magicmask.sheet import index_sheet
+
+        titles = [f"{r.video.name}: " + ("failed" if r.failed else plural(len(r.keyframes), "keyframe")) for r in results]
+        index_sheet([r.folder for r in results], index, titles=titles)
     return results
+
+
+def _soon(function, *args) -> Future:
+    """``function(*args)`` in a thread, its result (or error) for later."""
+    future: Future = Future()
+
+    def work():
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # handed over with the result
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name="magicmask-soon", daemon=True).start()
+    return future
 
 
 def _warm_up(module) -> None:
@@ -613,11 +753,12 @@ def run_many(
     """Run the recipe on every video, each in ``ROOT/STEM`` (see :func:`plan`), on one pool of workers.
 
     ``videos`` may hold glob patterns (``"takes/*.mp4"``). Options as for :func:`run`; ``on_video`` is
-    called with each :class:`RunResult` as soon as that video is finished. A video that fails does not
+    called with each :class:`RunResult` as soon as that video is finished. With the sheet option,
+    ``ROOT/index.jpg`` shows every video (a few keyframes each) once all are finished. A video that fails does not
     stop the others: look at each result's ``status``.
     """
     options = Options.of(options, **changes)
-    return run_jobs(plan(videos, root), options, progress, on_video)
+    return run_jobs(plan(videos, root), options, progress, on_video, Path(root) / INDEX_NAME)
 
 
 __all__ = ["DONE", "FAILED", "UP_TO_DATE", "RunResult", "VideoJob", "expand", "plan", "plural", "run", "run_jobs", "run_many"]

@@ -79,6 +79,20 @@ class FrameJob:
     background: Path
     params: MaskParams
     engine: str
+    measure: bool = False
+    """Also measure the mask (:mod:`magicmask.motion`), in the same pass."""
+    cutout: Path | None = None
+    """Also make ``NAME-cutout.png`` (:mod:`magicmask.cutout`), to be written there."""
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a frame's pass makes besides its two files, when its job asks: the mask's measure and the
+    cut-out's PNG bytes."""
+
+    measure: object = None
+    """A :class:`magicmask.motion.Measure`, or None."""
+    cutout: bytes | None = None
 
 
 _BACKGROUNDS: dict = {}
@@ -108,7 +122,30 @@ def render(job: FrameJob) -> tuple[bytes, bytes]:
     written here: a worker can be killed at any moment without leaving a file behind.
     """
     background = _background(job.engine, job.background)
-    return get_engine(job.engine).render_frame(background, job.frame, job.params, job.background)
+    engine = get_engine(job.engine)
+    if not (job.measure or job.cutout):
+        return engine.render_frame(background, job.frame, job.params, job.background)
+    if hasattr(engine, "render_samples"):  # the samples the engine had in hand
+        mask_bytes, clean_bytes, mask, frame = engine.render_samples(background, job.frame, job.params, job.background)
+    else:
+        mask_bytes, clean_bytes = engine.render_frame(background, job.frame, job.params, job.background)
+        mask, frame = None, None
+    return mask_bytes, clean_bytes, extras(job, mask_bytes, mask, frame)
+
+
+def extras(job: FrameJob, mask_bytes: bytes | None = None, mask=None, frame=None) -> Extras:
+    """The :class:`Extras` ``job`` asks for, from the samples in hand; the mask is decoded from its bytes
+    (or read from its file) and the frame read from its file only when not given."""
+    from magicmask.cutout import cutout_png, read_samples
+    from magicmask.motion import measure
+
+    if mask is None and (job.measure or job.cutout):
+        mask = read_samples(job.mask, mask_bytes)
+    found = measure(mask) if job.measure else None
+    cutout = None
+    if job.cutout is not None:
+        cutout = cutout_png(read_samples(job.frame) if frame is None else frame, mask)
+    return Extras(found, cutout)
 
 
 class Resume:
@@ -143,7 +180,8 @@ class Resume:
         try:
             inputs = [job.frame, job.background] + ([Path(job.params.threshold_map)] if job.params.threshold_map else [])
             newest_input = max(since, *(path.stat().st_mtime_ns for path in inputs))
-            return min(job.mask.stat().st_mtime_ns, job.clean.stat().st_mtime_ns) >= newest_input
+            outputs = [job.mask, job.clean] + ([job.cutout] if job.cutout is not None else [])
+            return min(path.stat().st_mtime_ns for path in outputs) >= newest_input
         except OSError:
             return False
 

@@ -147,6 +147,10 @@ class Options:
     scheduler : str or distributed.Client, optional
         Run each video's job on a worker of this Dask cluster instead of here: an address
         (``tcp://HOST:8786``), a cluster object (``SLURMCluster``, ``LocalCluster``) or a client.
+    cutout : bool
+        Also write ``NAME-cutout.png`` per keyframe: its colours with the mask as alpha, at its depth.
+    plot : bool
+        Also write ``motion.png``, the plot of ``motion.tsv`` (needs matplotlib: the ``plot`` extra).
     storage : {'auto', 'shared', 'send'}
         With ``scheduler``: whether the workers read the videos and write the folders in place (``shared``:
         NFS, Lustre, GPFS; checked, never assumed), get the videos' bytes and send the outputs back
@@ -169,6 +173,8 @@ class Options:
     sheet: bool = True
     display: bool = False
     scheduler: object = field(default=None, compare=False)
+    cutout: bool = False
+    plot: bool = False
     storage: str = "auto"
 
     def __post_init__(self):
@@ -177,7 +183,7 @@ class Options:
         set_("background", method.name if isinstance(method, Method) else os.fspath(Path(method).resolve()))
         spans = tuple(parse_span(span) if isinstance(span, str) else _span(span) for span in self.spans or ())
         set_("spans", spans)
-        for name in ("match_exposure", "force", "sheet", "display"):
+        for name in ("match_exposure", "force", "sheet", "display", "cutout", "plot"):
             if not isinstance(getattr(self, name), bool):
                 raise MagicmaskError(f"{name}={getattr(self, name)!r} is not True or False", hint=f"pass {name}=True or {name}=False")
         if self.source not in SOURCES:
@@ -192,7 +198,16 @@ class Options:
             raise MagicmaskError(f"--jobs {self.jobs!r} is not a number of workers", hint="use 0 for every core, 1 for no workers, or N")
         if self.engine not in ENGINES:
             raise MagicmaskError(f"--engine {self.engine!r} is not an engine", hint=f"use one of: {', '.join(ENGINES)}")
+        if self.engine == "wand":
+            from magicmask.engines import wand
+
+            if not wand.available():
+                raise MagicmaskError("--engine wand needs ImageMagick's MagickWand library, which is not installed", hint="install it (apt-get install libmagickwand-6.q16-6, brew install imagemagick), or use --engine native")
         self.chain()  # the chain's values, in ImageMagick's syntax
+        if self.plot:
+            from magicmask.motion import require_matplotlib
+
+            require_matplotlib("--plot (motion.png)")
         kind = method.kind if isinstance(method, Method) else "file"
         what = f"--background {method.name}" if isinstance(method, Method) else "a background file"
         if self.source == "video" and kind in ("keyframe", "file"):
@@ -253,6 +268,10 @@ class Options:
         options = {"background": self.background, "threshold": self.threshold, "blur": self.blur, "threshold2": self.threshold2, "blur2": self.blur2, "engine": self.engine, "sheet": self.sheet}
         if self.display:
             options["display"] = True
+        if self.cutout:
+            options["cutout"] = True
+        if self.plot:
+            options["plot"] = True
         samples = self.samples if self.background == "median" and self.samples != DEFAULT_SAMPLES else None
         better = {"from": self.source, "window": self.window, "match_exposure": self.match_exposure, "samples": samples, "spans": [[a, None if math.isinf(b) else b] for a, b in self.spans] or None}
         options.update({key: value for key, value in better.items() if value not in ("keyframes", 0, 0.0, False, None)})

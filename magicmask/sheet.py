@@ -1,4 +1,4 @@
-"""The contact sheet: every keyframe of a folder as a row of frame | mask | clean thumbnails, in one image.
+"""The contact sheet: every keyframe of a folder as frame | mask | clean thumbnails, in a grid, in one image.
 
 Modelled on ImageMagick's ``montage``::
 
@@ -10,6 +10,7 @@ drawn with Pillow (no ImageMagick resource limits, any number of rows up to JPEG
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,14 @@ def sheet_frames(folder: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         raise MagicmaskError("not a folder", folder, "pass the folder magicmask run wrote")
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".tif", ".tiff") and p.is_file() and not is_output_name(p))
+
+
+def video_folders(root: str | os.PathLike) -> list[Path]:
+    """The folders of a batch's ``root``: its subfolders holding a run's record, by name."""
+    try:
+        return sorted(path for path in Path(root).iterdir() if (path / "magicmask.json").is_file())
+    except OSError:
+        return []
 
 
 def _font(size: int):
@@ -114,14 +123,58 @@ def _tifffile_image(data: bytes):
     return Image.fromarray(np.ascontiguousarray(samples))
 
 
+TARGET_ASPECT = 16 / 9
+"""The shape a sheet is laid out to approach: a screen's."""
+GAP = 3 * PAD  # between keyframes (cells)
+LABEL = 14  # the label's font size
+INDEX_NAME = "index.jpg"
+INDEX_SHOWN = 6  # keyframes shown per video on the index sheet
+
+
+def grid_columns(count: int, cell: tuple[int, int], top: int = 0, target: float = TARGET_ASPECT) -> int:
+    """How many columns of ``cell`` (width, height) sized cells make a sheet of ``count`` cells (with ``top``
+    pixels of title above) closest to ``target`` in shape (width / height, compared by ratio)."""
+    best, best_score = 1, math.inf
+    for columns in range(1, max(1, count) + 1):
+        rows = -(-count // columns)
+        if columns > 1 and -(-count // (columns - 1)) == rows:
+            continue  # as many rows with fewer columns: the same sheet, wider
+        width, height = _extent(columns, rows, cell, top)
+        score = abs(math.log(width / height / target))
+        if score < best_score:
+            best, best_score = columns, score
+    return best
+
+
+def _extent(columns: int, rows: int, cell: tuple[int, int], top: int) -> tuple[int, int]:
+    return 2 * PAD + columns * (cell[0] + GAP) - GAP, top + rows * (cell[1] + GAP) - GAP + PAD
+
+
+def _title(folder: Path, count: int) -> str:
+    """The sheet's title: the video (from the folder's record, if any) and the keyframes."""
+    import json
+
+    keyframes = f"{count} keyframe{'s' if count != 1 else ''}"
+    try:
+        video = Path(json.loads((folder / "magicmask.json").read_text())["video"]["path"]).name
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{folder.resolve().name}: {keyframes}"
+    return f"{video}: {keyframes} ({folder.resolve().name})"
+
+
 def contact_sheet(
     folder: str | os.PathLike,
     output: str | os.PathLike | None = None,
     width: int = 240,
     progress: Callable[[Path], None] | None = None,
     frames: list[Path] | None = None,
+    title: str | None = None,
 ) -> Path:
-    """Write a contact sheet of ``folder``: one row per keyframe, frame | mask | clean, named.
+    """Write a contact sheet of ``folder``: every keyframe as frame | mask | clean, named, in a grid.
+
+    The keyframes are laid out in reading order, in as many columns as make the sheet closest to a
+    screen's shape (16:9), under a title naming the video; thumbnails keep ``width`` whatever the number
+    of keyframes (of 4:3 frames, 68 keyframes make a sheet of 4494x2658 pixels, 400 one of 11244x5928).
 
     Parameters
     ----------
@@ -130,11 +183,13 @@ def contact_sheet(
     output : path, optional
         The sheet; ``folder/sheet.jpg`` by default. ``.png`` writes PNG, anything else JPEG (quality 90).
     width : int
-        Width of each thumbnail in pixels; made smaller when the sheet would pass JPEG's 65,500 pixels.
+        Width of each thumbnail in pixels; made smaller only when the sheet would pass JPEG's 65,500 pixels.
     progress : callable, optional
-        Called with each keyframe once its row is drawn.
+        Called with each keyframe once its cell is drawn.
     frames : list of paths, optional
         The keyframes to show (a run's own); by default every keyframe TIFF of ``folder``.
+    title : str, optional
+        The title; by default the video the folder's record names (or the folder's name) and the count.
 
     Returns
     -------
@@ -160,52 +215,119 @@ def contact_sheet(
     if width < 16:
         raise MagicmaskError(f"thumbnail width {width} is too small", hint="use --width 16 or more")
     output = Path(output) if output is not None else folder / SHEET_NAME
+    title = title if title is not None else _title(folder, len(frames))
     first = _open(frames[0], (1 << 16, 1 << 16))
     aspect = first.height / first.width if first is not None else 0.75
-    label_size = 14
-    font, small = _font(label_size), _font(12)
-    label_width = max(int(font.getlength(frame_name(f))) for f in frames) + 2 * PAD
-    title_height = 2 * label_size + 3 * PAD
-    row_height = int(round(width * aspect)) + PAD
-    if title_height + len(frames) * row_height + PAD > MAX_SIDE:
-        row_height = (MAX_SIDE - title_height - PAD) // len(frames)
-        width = int((row_height - PAD) / aspect)
-        if row_height - PAD < 12:
+    font, small, big = _font(LABEL), _font(12), _font(18)
+    top = 18 + 12 + 4 * PAD  # title and legend
+    label_height = LABEL + PAD
+    while True:
+        tile_height = max(1, int(round(width * aspect)))
+        cell = (len(COLUMNS) * (width + PAD) - PAD, label_height + tile_height)
+        columns = grid_columns(len(frames), cell, top)
+        sheet_width, sheet_height = _extent(columns, -(-len(frames) // columns), cell, top)
+        if max(sheet_width, sheet_height) <= MAX_SIDE:
+            break
+        if width <= 16:
             raise MagicmaskError(f"{len(frames)} keyframes do not fit in one sheet", folder, "make sheets of fewer keyframes (copy some to another folder)")
-    tile_height = row_height - PAD
-    sheet_width = label_width + len(COLUMNS) * (width + PAD) + PAD
-    sheet_height = title_height + len(frames) * row_height + PAD
+        width = max(16, int(width * MAX_SIDE / max(sheet_width, sheet_height)) - 1)
     sheet = Image.new("RGB", (sheet_width, sheet_height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    draw.text((PAD, PAD), f"{folder.resolve().name}: {len(frames)} keyframes", fill=TEXT, font=font)
-    for column, heading in enumerate(COLUMNS):
-        x = label_width + column * (width + PAD)
-        draw.text((x, PAD + label_size + PAD), heading, fill=DIM, font=small)
+    draw.text((PAD, PAD), title, fill=TEXT, font=big)
+    draw.text((PAD, 2 * PAD + 18), "each keyframe: " + " | ".join(COLUMNS), fill=DIM, font=small)
+
     def cells(frame: Path) -> tuple[Path, Path, Path]:
         name = frame_name(frame)
         return frame, folder / f"{name}{MASK_SUFFIX}", folder / f"{name}{CLEAN_SUFFIX}"
 
-    # thumbnails in threads (Pillow decodes and resamples without the GIL), a few rows at a time
+    # thumbnails in threads (Pillow decodes and resamples without the GIL), a few keyframes at a time
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="magicmask-sheet") as pool:
         for start in range(0, len(frames), _ROWS_AT_ONCE):
             chunk = frames[start : start + _ROWS_AT_ONCE]
             images = iter(pool.map(lambda path: _open(path, (width, tile_height)), [path for frame in chunk for path in cells(frame)]))
-            for row, frame in enumerate(chunk, start):
-                y = title_height + row * row_height
-                draw.text((PAD, y + tile_height // 2 - label_size // 2), frame_name(frame), fill=TEXT, font=font)
+            for number, frame in enumerate(chunk, start):
+                x0 = PAD + (number % columns) * (cell[0] + GAP)
+                y0 = top + (number // columns) * (cell[1] + GAP)
+                draw.text((x0, y0), frame_name(frame), fill=TEXT, font=font)
+                y = y0 + label_height
                 for column in range(len(COLUMNS)):
-                    x = label_width + column * (width + PAD)
-                    image = next(images)
-                    if image is None:
-                        draw.rectangle((x, y, x + width - 1, y + tile_height - 1), outline=DIM)
-                        draw.text((x + PAD, y + PAD), "missing", fill=DIM, font=small)
-                        continue
-                    sheet.paste(image, (x + (width - image.width) // 2, y + (tile_height - image.height) // 2))
+                    x = x0 + column * (width + PAD)
+                    _paste(sheet, draw, next(images), (x, y), (width, tile_height), small)
                 if progress is not None:
                     progress(frame)
+    return _save(sheet, output)
+
+
+def _paste(sheet, draw, image, at: tuple[int, int], box: tuple[int, int], font) -> None:
+    """A thumbnail centred in its box, or an outlined box saying "missing"."""
+    (x, y), (width, height) = at, box
+    if image is None:
+        draw.rectangle((x, y, x + width - 1, y + height - 1), outline=DIM)
+        draw.text((x + PAD, y + PAD), "missing", fill=DIM, font=font)
+        return
+    sheet.paste(image, (x + (width - image.width) // 2, y + (height - image.height) // 2))
+
+
+def _save(sheet, output: Path) -> Path:
     buffer = io.BytesIO()
     if output.suffix.lower() == ".png":
         sheet.save(buffer, format="PNG")
     else:
         sheet.save(buffer, format="JPEG", quality=90)
     return write_atomic(output, buffer.getvalue())
+
+
+def index_sheet(folders: list[str | os.PathLike], output: str | os.PathLike, width: int = 160, shown: int = INDEX_SHOWN, titles: list[str] | None = None) -> Path:
+    """Write the index sheet of a batch: for every video's folder, its title and the clean images of up to
+    ``shown`` keyframes spread over the video, the videos laid out in a screen-shaped grid.
+
+    A folder without keyframes (a video that failed) shows its title and "no keyframes".
+
+    Raises
+    ------
+    MagicmaskError
+        When ``folders`` is empty.
+    """
+    from PIL import Image, ImageDraw
+
+    folders = [Path(folder) for folder in folders]
+    if not folders:
+        raise MagicmaskError("no video folders for an index sheet", hint="run magicmask run on several videos first")
+    output = Path(output)
+    chosen: list[list[Path]] = []
+    for folder in folders:
+        try:
+            frames = sheet_frames(folder)
+        except MagicmaskError:
+            frames = []
+        picks = range(len(frames)) if len(frames) <= shown else sorted({round(i * (len(frames) - 1) / (shown - 1)) for i in range(shown)})
+        chosen.append([frames[i] for i in picks])
+    titles = titles or [_title(folder, len(sheet_frames(folder)) if folder.is_dir() else 0) for folder in folders]
+    sample = next((frames[0] for frames in chosen if frames), None)
+    first = _open(sample, (1 << 16, 1 << 16)) if sample is not None else None
+    aspect = first.height / first.width if first is not None else 0.75
+    font, small, big = _font(LABEL), _font(12), _font(18)
+    top = 18 + 12 + 4 * PAD
+    tile_height = max(1, int(round(width * aspect)))
+    label_height = LABEL + PAD
+    cell = (shown * (width + PAD) - PAD, label_height + tile_height)
+    columns = grid_columns(len(folders), cell, top)
+    sheet_width, sheet_height = _extent(columns, -(-len(folders) // columns), cell, top)
+    if max(sheet_width, sheet_height) > MAX_SIDE:
+        raise MagicmaskError(f"{len(folders)} videos do not fit in one index sheet", output, "make index sheets of fewer videos")
+    sheet = Image.new("RGB", (sheet_width, sheet_height), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    draw.text((PAD, PAD), f"{len(folders)} videos", fill=TEXT, font=big)
+    draw.text((PAD, 2 * PAD + 18), f"each video: the clean images of up to {shown} keyframes; its folder's sheet.jpg shows them all", fill=DIM, font=small)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="magicmask-sheet") as pool:
+        for number, (folder, frames, title) in enumerate(zip(folders, chosen, titles)):
+            x0 = PAD + (number % columns) * (cell[0] + GAP)
+            y0 = top + (number // columns) * (cell[1] + GAP)
+            draw.text((x0, y0), title, fill=TEXT, font=font)
+            if not frames:
+                draw.text((x0, y0 + label_height), "no keyframes", fill=DIM, font=small)
+                continue
+            cleans = [folder / f"{frame_name(frame)}{CLEAN_SUFFIX}" for frame in frames]
+            for column, image in enumerate(pool.map(lambda path: _open(path, (width, tile_height)), cleans)):
+                _paste(sheet, draw, image, (x0 + column * (width + PAD), y0 + label_height), (width, tile_height), small)
+    return _save(sheet, output)

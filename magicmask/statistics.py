@@ -73,7 +73,7 @@ STATISTICS = tuple(name for name, method in METHODS.items() if method.from_video
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: frames read so far (and per-keyframe backgrounds written), of ``total``."""
 
-_BAND_BYTES = 8 << 20  # bytes of one working band of a median (all samples of a few rows)
+BAND_BYTES = 8 << 20  # bytes of one working band of a median (all samples of a few rows)
 _EPS = 1e-6  # seconds: timestamps from ffprobe have microsecond resolution
 
 
@@ -92,9 +92,15 @@ def read_frame(path: str | os.PathLike, role: str = "frame") -> np.ndarray:
 
     ``uint8`` for frames of 8 bits or fewer, ``uint16`` for deeper ones; channels are gray (1),
     gray+alpha (2), RGB (3) or RGBA (4), the same layouts :data:`magicmask.media.probe.RAW_FORMATS` reads.
+    Gray and RGB TIFFs of 8 or 16 bits are read by the native engine's reader (the samples ImageMagick
+    reads, tested; no ImageMagick needed); others (alpha, other depths, palette) by ImageMagick through Wand.
     """
-    from magicmask.engines import wand
+    from magicmask.engines import native, wand
 
+    try:
+        return native.read_picture(path, role).samples
+    except native.UnsupportedImage:
+        pass
     with wand.read_tiff(path, role) as image:
         width, height, raw_format, channels, depth = _layout(image)
         with image.clone() as copy:
@@ -110,16 +116,31 @@ def write_background(pixels: np.ndarray, path: str | os.PathLike, template: str 
     The image is a clone of the template with every pixel replaced (``-compose copy``), as the blog's
     ``-flatten`` makes ``background.tiff`` a clone of the first frame; the file is written atomically.
 
+    Without ImageMagick, a gray or RGB template of 8 or 16 bits in a compression the native engine writes
+    gets the native engine's TIFF writer: the same samples, laid out as ImageMagick writes a new image
+    (the bytes can differ from the clone's: gray samples when R = G = B everywhere; LZW and Deflate strips).
+
     Raises
     ------
     MagicmaskError
         When ``pixels`` does not have the template's size and channels.
     """
-    from wand.image import Image
+    from magicmask.engines import native, wand
 
-    from magicmask.engines import wand
+    if not wand.available():
+        try:
+            form = native.read_picture(template)
+        except native.UnsupportedImage:
+            form = None
+        if form is not None and native.writable(form):
+            width, height = form.size
+            channels = form.samples.shape[2]
+            if pixels.shape != (height, width, channels):
+                raise MagicmaskError(f"background is {pixels.shape[1]}x{pixels.shape[0]}x{pixels.shape[2]} but the frames are {width}x{height}x{channels}", template, "use frames of one video")
+            return write_atomic(path, native.image_tiff(pixels, form), keep_identical=True)
+    with wand.read_tiff(template) as image:  # without ImageMagick: says what to install
+        from wand.image import Image
 
-    with wand.read_tiff(template) as image:
         width, height, raw_format, channels, depth = _layout(image)
         if pixels.shape != (height, width, channels):
             raise MagicmaskError(f"background is {pixels.shape[1]}x{pixels.shape[0]}x{pixels.shape[2]} but the frames are {width}x{height}x{channels}", template, "use frames of one video")
@@ -153,7 +174,7 @@ def taken(index: int, count: int, samples: int) -> bool:
 def lower_median(frames: Sequence[np.ndarray], threads: int | None = None) -> np.ndarray:
     """The per-pixel, per-channel lower median of ``frames``: ``sorted(values)[(n - 1) // 2]``.
 
-    Exact, in the frames' dtype. Computed in bands of rows (at most ``_BAND_BYTES`` of samples each) in
+    Exact, in the frames' dtype. Computed in bands of rows (at most ``BAND_BYTES`` of samples each) in
     ``threads`` threads (all cores by default): 8-bit samples counted by a Numba kernel, 16-bit ones
     partitioned by NumPy; both release the GIL.
     """
@@ -166,7 +187,7 @@ def lower_median(frames: Sequence[np.ndarray], threads: int | None = None) -> np
     kth = (n - 1) // 2
     height = first.shape[0]
     row_bytes = first[0].nbytes * n
-    rows = max(1, min(height, _BAND_BYTES // max(row_bytes, 1)))
+    rows = max(1, min(height, BAND_BYTES // max(row_bytes, 1)))
     out = np.empty_like(first)
 
     counting = first.dtype == np.uint8

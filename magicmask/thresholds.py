@@ -21,7 +21,11 @@ Gaussian noise, whose MAD is 0.6745 sigma):
   (a pixel that never moves in the samples still gets the camera's noise level), and never below the
   blog's 5% (noise only raises the threshold; an 8-bit map's lowest value, 13, stands for 5.1%, so on a clean
   8-bit video the masks are the blog's but for pixels whose difference lies between 5% and 5.1%), in the frames' sample
-  units (``g`` scaled to 8 bits with ScaleQuantumToChar for 8-bit frames), clipped to the range. It is
+  units (``g`` scaled to 8 bits with ScaleQuantumToChar for 8-bit frames), clipped to the range; then each
+  pixel takes the largest value of its 3x3 neighbourhood. A moving background moves in space: a leaf or an
+  edge that a shaking camera shifts by a pixel passes over the pixels next to where it was seen, so a pixel's
+  own history understates its spread where the background moves, and nowhere else (a still neighbourhood keeps
+  its noise level). The neighbourhood is the smallest there is. It is
   written beside the background as ``threshold.tiff`` (``NAME-threshold.tiff`` per keyframe with a
   window): a gray TIFF of the keyframes' size, depth and compression. The masks are then what::
 
@@ -51,7 +55,7 @@ import numpy as np
 from magicmask.errors import MagicmaskError
 from magicmask.files import MAP_NAME, MAP_SUFFIX  # noqa: F401  (part of this module's API)
 
-from magicmask.statistics import DEFAULT_SAMPLES, lower_median, read_frame, taken, window_statistics, write_background
+from magicmask.statistics import BAND_BYTES, DEFAULT_SAMPLES, lower_median, read_frame, taken, window_statistics, write_background
 
 K = 4
 """The multiple of the median absolute deviation both thresholds use."""
@@ -94,28 +98,6 @@ def difference_intensity(frame: np.ndarray, background: np.ndarray, counts: np.n
     if counts is not None:
         counts += np.bincount(out.ravel(), minlength=counts.shape[0])
     return out[:, :, None]
-
-
-def _intensities(frames: Sequence[np.ndarray], background: np.ndarray, threads: int | None) -> tuple[list[np.ndarray], np.ndarray]:
-    """:func:`difference_intensity` of every frame (in ``threads`` threads: the kernels release the GIL)
-    and the histogram of all their values."""
-    from magicmask.execute import default_jobs
-
-    bins = np.iinfo(background.dtype).max + 1
-    threads = max(1, min(threads or default_jobs(), len(frames)))
-    parts = [np.zeros(bins, dtype=np.int64) for _ in range(threads)]
-    out: list[np.ndarray | None] = [None] * len(frames)
-
-    def work(part: int) -> None:
-        for index in range(part, len(frames), threads):
-            out[index] = difference_intensity(frames[index], background, parts[part])
-
-    if threads == 1:
-        work(0)
-    else:
-        with cf.ThreadPoolExecutor(threads) as pool:
-            list(pool.map(work, range(threads)))
-    return out, sum(parts[1:], parts[0])
 
 
 def _histogram(values: Iterable[np.ndarray], bins: int) -> np.ndarray:
@@ -242,7 +224,8 @@ def learn_map(frames: Iterable[str | os.PathLike], background: str | os.PathLike
 def threshold_map(frames: Sequence[np.ndarray], background: np.ndarray, k: float = K, threads: int | None = None, floor: str = DEFAULT_FLOOR) -> np.ndarray:
     """The per-pixel threshold map of ``frames`` against ``background``: ``(height, width, 1)``, their dtype.
 
-    ``min(top, max(lowest, round(k * max(spread, noise))))`` with ``spread`` the per-pixel lower median
+    The largest over each pixel's 3x3 neighbourhood (:func:`neighbourhood_max`) of
+    ``min(top, max(lowest, round(k * max(spread, noise))))``, with ``spread`` the per-pixel lower median
     over ``frames`` of the difference's intensity (:func:`difference_intensity`, in the frames' sample
     units), ``noise`` the lower median of it over every pixel of every frame, and ``lowest`` the smallest
     map value whose threshold is at least ``floor`` (the blog's ``5%``: 3276 for 16-bit maps, which is ``-threshold
@@ -256,16 +239,93 @@ def threshold_map(frames: Sequence[np.ndarray], background: np.ndarray, k: float
     """
     if not frames:
         raise MagicmaskError("no frames for a threshold map")
-    diffs, counts = _intensities(frames, background, threads)
-    top = np.iinfo(background.dtype).max
+    _, spread, counts = _spread(frames, background, threads)
+    return _limit(spread, counts, k, floor)
+
+
+def _spread(frames: Sequence[np.ndarray], background: np.ndarray | None, threads: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(background, spread, counts)`` of ``frames``, in bands of rows, in ``threads`` threads.
+
+    ``background`` (the frames' per-pixel lower median when None) and, per pixel, the lower median over
+    the frames of the difference's intensity against it (``spread``, ``(height, width, 1)``), with the
+    histogram of every intensity (``counts``). Each band of rows of every frame is read once, while it is in
+    the cache: its median, its intensities and their median.
+    """
+    first = frames[0]
+    for frame in frames:
+        if frame.shape != first.shape or frame.dtype != first.dtype or (background is not None and frame.shape != background.shape):
+            difference_intensity(frame, first if background is None else background)  # raises the error naming both
+    if background is not None and background.dtype != first.dtype:
+        difference_intensity(first, background)
+    from magicmask.engines.native import intensity_fixed_tables, kernels as _load_kernels
+    from magicmask.execute import default_jobs
+
+    kernels, fixed = _load_kernels(), intensity_fixed_tables()
+
+    n = len(frames)
+    height = first.shape[0]
+    rows = max(1, min(height, BAND_BYTES // max(first[0].nbytes * n, 1)))
+    bins = np.iinfo(first.dtype).max + 1
+    centre = np.empty_like(first) if background is None else background
+    spread = np.empty(first.shape[:2] + (1,), dtype=first.dtype)
+
+    def band(top: int) -> np.ndarray:
+        bottom = min(height, top + rows)
+        counts = np.zeros(bins, dtype=np.int64)
+        if first.dtype == np.uint8 and first.shape[2] == 3:  # 8-bit RGB: the band stacked once; counting kernels
+            stack = np.stack([frame[top:bottom] for frame in frames])
+            if background is None:
+                found = np.empty(stack[0].size, dtype=np.uint8)
+                kernels.lower_median_8bit(stack.reshape(n, -1), (n - 1) // 2, found)
+                centre[top:bottom] = found.reshape(stack.shape[1:])
+            found = np.empty(stack[0].size // 3, dtype=np.uint8)
+            kernels.difference_spread_8bit(np.ascontiguousarray(centre[top:bottom]).reshape(-1, 3), stack.reshape(n, -1, 3), *fixed, (n - 1) // 2, found, counts)
+            spread[top:bottom] = found.reshape(bottom - top, -1, 1)
+            return counts
+        if background is None:
+            centre[top:bottom] = lower_median([frame[top:bottom] for frame in frames], 1)
+        diffs = [difference_intensity(frame[top:bottom], centre[top:bottom]) for frame in frames]
+        for diff in diffs:
+            counts += np.bincount(diff.ravel(), minlength=bins)
+        spread[top:bottom] = lower_median(diffs, 1) if n > 1 else diffs[0]
+        return counts
+
+    tops = range(0, height, rows)
+    threads = max(1, min(threads or default_jobs(), len(tops)))
+    if threads == 1:
+        parts = [band(top) for top in tops]
+    else:
+        with cf.ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(band, tops))
+    return centre, spread, sum(parts[1:], parts[0])
+
+
+def _limit(spread: np.ndarray, counts: np.ndarray, k: float, floor: str) -> np.ndarray:
+    """The map of :func:`threshold_map` from the per-pixel ``spread`` and the histogram of every intensity."""
+    dtype = spread.dtype
+    top = np.iinfo(dtype).max
     noise = _lower_median_of(counts)
-    spread = lower_median(diffs, threads) if len(diffs) > 1 else diffs[0]
-    scale = 257 if background.dtype == np.uint8 else 1
+    scale = 257 if dtype == np.uint8 else 1
     # the smallest map value m with "g > m * scale" never true where "g > floor" is false: for 16-bit maps the
     # floor itself (g > 3276 is g > 3276.8 for integer g: the blog's 5% exactly); 8-bit maps step by 257
     lowest = min(top, math.floor(floor_quantum(floor)) if scale == 1 else math.ceil(floor_quantum(floor) / scale))
     limit = np.floor(np.maximum(spread, noise).astype(np.float64) * k + 0.5)
-    return np.minimum(np.maximum(limit, lowest), top).astype(background.dtype)
+    return neighbourhood_max(np.minimum(np.maximum(limit, lowest), top).astype(dtype))
+
+
+def neighbourhood_max(values: np.ndarray) -> np.ndarray:
+    """The largest of each pixel's 3x3 neighbourhood (itself and its eight neighbours; fewer at the edges).
+
+    ``values`` is ``(height, width, ...)``; the result has its shape and dtype. Separable: the largest of
+    three along the rows, then of three along the columns.
+    """
+    rows = values.copy()
+    np.maximum(rows[1:], values[:-1], out=rows[1:])
+    np.maximum(rows[:-1], values[1:], out=rows[:-1])
+    out = rows.copy()
+    np.maximum(out[:, 1:], rows[:, :-1], out=out[:, 1:])
+    np.maximum(out[:, :-1], rows[:, 1:], out=out[:, :-1])
+    return out
 
 
 def median_and_map(frames: Iterable[np.ndarray], count: int | None = None, samples: int = DEFAULT_SAMPLES, threads: int | None = None, k: float = K, floor: str = DEFAULT_FLOOR) -> tuple[np.ndarray, np.ndarray]:
@@ -284,8 +344,8 @@ def median_and_map(frames: Iterable[np.ndarray], count: int | None = None, sampl
         raise MagicmaskError("no frames for a background")
     if len(kept) == 1:
         raise MagicmaskError("a median of a single frame is that frame", hint="use more frames (--from video), or --background first")
-    background = lower_median(kept, threads)
-    return background, threshold_map(kept, background, k, threads, floor)
+    background, spread, counts = _spread(kept, None, threads)
+    return background, _limit(spread, counts, k, floor)
 
 
 def window_medians_and_maps(
@@ -330,10 +390,7 @@ def write_threshold_map(limit: np.ndarray, path: str | os.PathLike, template: st
     Same size, depth and compression as the keyframe; one gray channel (ImageMagick writes an image whose
     R = G = B everywhere as gray). Written atomically.
     """
-    from magicmask.engines import wand
-
-    with wand.read_tiff(template) as image:
-        channels = 2 if image.colorspace == "gray" and image.alpha_channel else 4 if image.alpha_channel else 1 if image.colorspace == "gray" else 3
+    channels = read_frame(template).shape[2]
     gray = limit[:, :, :1]
     if channels in (1, 3):
         pixels = np.repeat(gray, channels, axis=2)

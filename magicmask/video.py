@@ -31,8 +31,8 @@ from magicmask.errors import MagicmaskError
 from magicmask.execute import resolve_jobs
 from magicmask.files import atomic_path
 from magicmask.media.decode import iter_frames
-from magicmask.media.encode import Encoder, encode_command
-from magicmask.media.probe import VideoInfo, frame_rate, has_audio, video_info
+from magicmask.media.encode import ALPHA_CODECS, Encoder, alpha_command, encode_command
+from magicmask.media.probe import VideoInfo, frame_rate, frame_times, has_audio, video_info
 from magicmask.options import DEFAULT_SAMPLES, Options
 from magicmask.params import MaskParams
 
@@ -59,6 +59,12 @@ class VideoResult:
     """The frames' size: the video's, or one more column or row where H.264 4:2:0 needs an even size."""
     source_size: tuple[int, int] = (0, 0)
     """The video's own frame size."""
+    data: Path | None = None
+    """The motion data, one row per frame (``--data``)."""
+    motiongram: Path | None = None
+    """The motiongrams' picture (``--motiongram``)."""
+    alpha: Path | None = None
+    """The video with the mask as alpha (``--alpha``)."""
 
     @property
     def fps(self) -> float:
@@ -137,18 +143,43 @@ def background_picture(
     return native.Picture(np.ascontiguousarray(pixels), path=f"{video} ({options.background} of the {options.source})")
 
 
-def foreground_frames(frames, background: native.Picture, params: MaskParams = MaskParams(), jobs: int | None = None):
+@dataclass(frozen=True)
+class FrameData:
+    """What a frame's pass makes besides its mask and clean samples, when asked (see :func:`foreground_frames`)."""
+
+    measure: object = None
+    """The mask's :class:`magicmask.motion.Measure`."""
+    lines: tuple | None = None
+    """The mask's motiongram lines (:meth:`magicmask.motion.Motiongram.lines`)."""
+    frame: np.ndarray | None = None
+    """The frame's samples (for the video with alpha)."""
+
+
+def _foreground_and(background: native.Picture, picture: native.Picture, params: MaskParams, measure: bool, motiongram: bool, keep: bool):
+    from magicmask.motion import Motiongram, measure as measure_mask
+
+    mask, clean = native.foreground(background, picture, params)
+    return mask, clean, FrameData(measure_mask(mask) if measure else None, Motiongram.lines(mask) if motiongram else None, picture.samples if keep else None)
+
+
+def foreground_frames(frames, background: native.Picture, params: MaskParams = MaskParams(), jobs: int | None = None, *, measure: bool = False, motiongram: bool = False, keep: bool = False):
     """``(mask, clean)`` samples for every frame of ``frames`` (arrays), in order, computed on ``jobs`` threads.
 
     The work is :func:`magicmask.engines.native.foreground` (GIL-free kernels); at most ``2 * jobs + 2``
-    frames are in flight, so memory does not grow with the video.
+    frames are in flight, so memory does not grow with the video. With ``measure``, ``motiongram`` or
+    ``keep``, ``(mask, clean, FrameData)``: the mask measured, its motiongram lines, the frame's samples,
+    made in the same thread as the mask.
     """
     threads = resolve_jobs(jobs)
     pending: list[Future] = []
+    extra = measure or motiongram or keep
     with ThreadPoolExecutor(threads, thread_name_prefix="magicmask-frame") as pool:
         try:
             for samples in frames:
-                pending.append(pool.submit(native.foreground, background, native.Picture(samples), params))
+                if extra:
+                    pending.append(pool.submit(_foreground_and, background, native.Picture(samples), params, measure, motiongram, keep))
+                else:
+                    pending.append(pool.submit(native.foreground, background, native.Picture(samples), params))
                 if len(pending) >= 2 * threads + 2:
                     yield pending.pop(0).result()
             while pending:
@@ -208,6 +239,9 @@ def foreground_video(
     samples: int = DEFAULT_SAMPLES,
     spans=(),
     threshold: str | None = None,
+    data: str | os.PathLike | None = None,
+    motiongram: str | os.PathLike | None = None,
+    alpha: str | os.PathLike | None = None,
 ) -> VideoResult:
     """Write the clean (foreground) video of ``video``: every frame multiplied by its mask, as the blog does.
 
@@ -247,6 +281,14 @@ def foreground_video(
         Threads computing masks; every core by default.
     progress : callable, optional
         ``progress("video", done, total)``, called from a writer thread as frames are encoded.
+    data : path, optional
+        Also write the motion data of every frame, tab-separated (``motion.tsv``'s columns, see
+        :mod:`magicmask.motion`; ``frame`` is the frame's index from 0, ``time`` its timestamp).
+    motiongram : path, optional
+        Also write the horizontal and vertical motiongrams of the masks as one PNG (needs matplotlib).
+    alpha : path, optional
+        Also write the video with the mask as alpha channel: ``.mov`` (ProRes 4444) or ``.webm`` (VP9);
+        the frames' own colours, no audio.
 
     Returns
     -------
@@ -261,14 +303,27 @@ def foreground_video(
     video = Path(video)
     output = Path(output)
     masks = Path(masks) if masks is not None else None
+    data, motiongram, alpha = (Path(path) if path is not None else None for path in (data, motiongram, alpha))
     started = time.perf_counter()
-    info = video_info(video)
+    if motiongram is not None:
+        from magicmask.motion import require_matplotlib
+
+        require_matplotlib("--motiongram")
+    if alpha is not None and alpha.suffix.lower() not in ALPHA_CODECS:
+        raise MagicmaskError("a video with alpha is written as .mov (ProRes 4444) or .webm (VP9)", alpha, "end the name with .mov or .webm")
+    times = frame_times(video)
+    info = video_info(video, times)
     pix_fmt = _frame_format(video, info)
-    for target in filter(None, (output, masks)):
+    named = {"the output": output, "--masks": masks, "--data": data, "--motiongram": motiongram, "--alpha": alpha}
+    seen: dict[Path, str] = {}
+    for option, target in named.items():
+        if target is None:
+            continue
         if target.resolve() == video.resolve():
             raise MagicmaskError("the output would overwrite the video", target, "choose another output name")
-    if masks is not None and masks.resolve() == output.resolve():
-        raise MagicmaskError("--masks and the output are the same file", masks, "choose another name for the masks video")
+        if target.resolve() in seen:
+            raise MagicmaskError(f"{option} and {seen[target.resolve()]} are the same file", target, f"choose another name for {option}")
+        seen[target.resolve()] = option
     rate = frame_rate(video)
     audio = has_audio(video)
     if threshold is not None:
@@ -305,6 +360,10 @@ def foreground_video(
             learned = "a per-pixel threshold map"
         clean_tmp = stack.enter_context(atomic_path(output))
         masks_tmp = stack.enter_context(atomic_path(masks)) if masks is not None else None
+        alpha_tmp = stack.enter_context(atomic_path(alpha)) if alpha is not None else None
+        data_tmp = stack.enter_context(atomic_path(data)) if data is not None else None
+        gram_tmp = stack.enter_context(atomic_path(motiongram)) if motiongram is not None else None
+        measured = Measured(data is not None, motiongram is not None, alpha is not None)
         writers: list[_Writer] = []
         try:
             args = encode_command(clean_tmp, info.width, info.height, clean_fmt, rate, audio_from=video if audio else None, **encode)
@@ -313,9 +372,12 @@ def foreground_video(
                 masks_fmt = "rgb24" if lossless else "gray"
                 args = encode_command(masks_tmp, info.width, info.height, masks_fmt, rate, **encode)
                 writers.append(_Writer(Encoder(args, masks), lambda result: _channels(native.to_char(result[0]), masks_fmt), None, depth))
+            if alpha_tmp is not None:
+                alpha_fmt = "rgba" if info.dtype == np.uint8 else "rgba64le"
+                writers.append(_Writer(Encoder(alpha_command(alpha_tmp, info.width, info.height, alpha_fmt, rate), alpha), lambda result: _rgba(result[2].frame, result[0]), None, depth))
             for writer in writers:
                 writer.start()
-            count = _stream(video, pix_fmt, info, picture, params, threads, writers, warnings)
+            count = _stream(video, pix_fmt, info, picture, params, threads, writers, warnings, measured)
             for writer in writers:
                 writer.queue.put(None)
             for writer in writers:
@@ -325,6 +387,14 @@ def foreground_video(
                     raise writer.error
             for writer in writers:
                 writer.encoder.close()
+            if data_tmp is not None:
+                from magicmask.motion import tsv_bytes
+
+                names = [str(index) for index in range(count)]
+                data_tmp.write_bytes(tsv_bytes(measured.track.rows(names, [float(t) for t in times])))
+            if gram_tmp is not None and count:
+                title = f"{video.name}: motiongrams of the masks, {count} frames"
+                gram_tmp.write_bytes(measured.gram.picture(float(times[0]) if len(times) else 0.0, info.duration, title))
         except BaseException:
             for writer in writers:
                 writer.stop.set()
@@ -339,20 +409,51 @@ def foreground_video(
     from magicmask.media.encode import encoded_size
 
     size = encoded_size(info.width, info.height, lossless)
-    return VideoResult(output, masks, count, time.perf_counter() - started, audio, list(dict.fromkeys(warnings)), learned, size, (info.width, info.height))
+    return VideoResult(output, masks, count, time.perf_counter() - started, audio, list(dict.fromkeys(warnings)), learned, size, (info.width, info.height), data, motiongram, alpha)
 
 
-def _stream(video, pix_fmt, info, picture, params, threads, writers, warnings=None) -> int:
-    """Decode, compute on ``threads`` threads and hand every frame's ``(mask, clean)`` to each writer, in order."""
+class Measured:
+    """What is gathered from every frame's pass, in order: the motion data's track and the motiongrams."""
+
+    def __init__(self, measure: bool, motiongram: bool, keep: bool):
+        from magicmask.motion import Motiongram, Track
+
+        self.measure, self.motiongram, self.keep = measure, motiongram, keep
+        self.track = Track()
+        self.gram = Motiongram()
+
+    def add(self, index: int, data: FrameData) -> None:
+        if data.measure is not None:
+            self.track.add(index, data.measure)
+        if data.lines is not None:
+            self.gram.add(data.lines)
+
+
+def _rgba(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """RGB(A) samples for the alpha video's raw input: the frame's colours (gray made R = G = B), the mask as alpha."""
+    from magicmask.cutout import cutout_samples
+
+    samples = cutout_samples(frame, mask)
+    if samples.shape[2] == 2:
+        samples = samples[:, :, [0, 0, 0, 1]]
+    return np.ascontiguousarray(samples)
+
+
+def _stream(video, pix_fmt, info, picture, params, threads, writers, warnings=None, measured: Measured | None = None) -> int:
+    """Decode, compute on ``threads`` threads and hand every frame's ``(mask, clean)`` to each writer, in order
+    (and its :class:`FrameData` to ``measured``)."""
     count = 0
     frames = iter_frames(video, pix_fmt, info=info, warnings=warnings)
-    results = foreground_frames(frames, picture, params, threads)
+    asked = dict(measure=measured.measure, motiongram=measured.motiongram, keep=measured.keep) if measured is not None else {}
+    results = foreground_frames(frames, picture, params, threads, **asked)
     try:
         for result in results:
             if any(writer.error is not None for writer in writers):
                 break
             for writer in writers:
                 writer.queue.put(result)  # blocks while the writer is ``depth`` frames behind
+            if len(result) > 2:
+                measured.add(count, result[2])
             count += 1
     finally:
         results.close()

@@ -132,7 +132,7 @@ def test_record_holds_versions_options_commands_and_hashes(tmp_path):
     for name, facts in record["outputs"].items():
         data = (tmp_path / name).read_bytes()
         assert (facts["size"], facts["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
-        assert facts["made_by"] in commands or facts["made_by"].startswith("magicmask: the contact sheet"), name
+        assert facts["made_by"] in commands or facts["made_by"].startswith(("magicmask: the contact sheet", "magicmask: per keyframe, measured on its mask")), name
     assert leftovers(tmp_path) == []
 
 
@@ -140,7 +140,7 @@ def test_check_folder_reruns_the_commands_and_finds_them_identical(tmp_path):
     assert invoke("run", GOLDEN / "walk.mp4", "-o", tmp_path, "--background", "lighten", "-q").exit_code == 0
     result = invoke("check", tmp_path, "-q")
     assert result.exit_code == 0, result.output
-    assert "all 17 files" in result.output and "identical" in result.output
+    assert "all 18 files" in result.output and "identical" in result.output
     rows = {row.name: row for row in verify(tmp_path / RECORD_NAME, jobs=2)}
     assert rows["background.tiff"].rerun == rows["t05-clean.jpg"].rerun == rows["t01.tiff"].rerun == "identical"
     assert rows["sheet.jpg"].hash == "matches" and rows["sheet.jpg"].rerun == "not re-run"
@@ -151,7 +151,7 @@ def test_check_folder_says_what_differs(tmp_path):
     shutil.copy(tmp_path / "t02-mask.tiff", tmp_path / "t03-mask.tiff")
     (tmp_path / "t05-clean.jpg").unlink()
     hashes = invoke("check", tmp_path, "--hashes-only", "-q")
-    assert hashes.exit_code == 1 and "2 of 16 entries differ" in hashes.output
+    assert hashes.exit_code == 1 and "2 of 17 entries differ" in hashes.output
     result = invoke("check", tmp_path / RECORD_NAME, "-q")
     assert result.exit_code == 1
     rows = {row.name: row for row in verify(tmp_path, jobs=1)}

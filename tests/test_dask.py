@@ -77,10 +77,12 @@ def test_backgrounds_are_a_tree_of_partial_folds_with_the_local_bytes(client, fr
 @pytest.mark.parametrize("video", ["walk", "walk10"])
 def test_run_on_a_cluster_from_the_command_line_matches_the_seed(client, video, tmp_path):
     address = client.scheduler.address
-    result = CliRunner().invoke(app, ["run", str(GOLDEN / f"{video}.mp4"), "-o", str(tmp_path / "dask"), "-b", "lighten", "--backend", "dask", "--scheduler", address, "-q"])
+    result = CliRunner().invoke(app, ["run", str(GOLDEN / f"{video}.mp4"), "-o", str(tmp_path / "dask"), "-b", "lighten", "--cutout", "--backend", "dask", "--scheduler", address, "-q"])
     assert result.exit_code == 0, result.output
-    run(GOLDEN / f"{video}.mp4", tmp_path / "local", background="lighten", jobs=1)
+    run(GOLDEN / f"{video}.mp4", tmp_path / "local", background="lighten", jobs=1, cutout=True)
     assert written(tmp_path / "dask") == written(tmp_path / "local")
+    made = visible(tmp_path / "dask")  # measured and cut out on the workers: the same bytes
+    assert "motion.tsv" in made and sum(name.endswith("-cutout.png") for name in made) == sum(name.endswith("-mask.tiff") for name in made) > 1
     for name in visible(tmp_path / "dask"):
         if name.endswith(("-mask.tiff", "-clean.jpg")) or name == "background.tiff":
             assert compare_files(tmp_path / "dask" / name, GOLDEN / video / "lighten" / name).identical, name
@@ -241,7 +243,7 @@ def test_a_threshold_map_per_video_runs_on_the_workers(client, tmp_path):
     # threshold.tiff: the same pixels; its encoder leaves one padding byte unset (two local runs differ there too)
     assert compare_files(tmp_path / "dask" / "threshold.tiff", tmp_path / "local" / "threshold.tiff").identical
     del ours["threshold.tiff"], theirs["threshold.tiff"]
-    assert ours == theirs and len(ours) == 16
+    assert ours == theirs and len(ours) == 17  # motion.tsv too
 
 
 def _worker_command(address):
@@ -432,17 +434,18 @@ def test_a_long_video_is_cut_into_segments_over_the_workers_with_the_local_runs_
     video = make_sample_video(tmp_path / "long.mp4", width=96, height=72, count=210, keyint=2)
     client.wait_for_workers(2, timeout=60)
     before = len(client.get_events(PROGRESS_TOPIC))
-    result = magicmask.run(video, tmp_path / "dask" / "long", scheduler=client)
-    local = magicmask.run(video, tmp_path / "local" / "long", jobs=1)
+    result = magicmask.run(video, tmp_path / "dask" / "long", scheduler=client, cutout=True)
+    local = magicmask.run(video, tmp_path / "local" / "long", jobs=1, cutout=True)
     assert result.status == local.status == "done"
     assert len(local.keyframes) == 105 and result.keyframes[0].name == "t001.tiff"
+    assert result.motion == tmp_path / "dask" / "long" / "motion.tsv" and len(result.cutouts) == 105
     assert written(tmp_path / "dask" / "long") == written(tmp_path / "local" / "long")
     assert (tmp_path / "dask" / "long" / "sheet.jpg").read_bytes() == (tmp_path / "local" / "long" / "sheet.jpg").read_bytes()
     assert recorded_right(tmp_path / "dask" / "long")
     parts = {key.partition("#")[2] for _, (key, *_) in client.get_events(PROGRESS_TOPIC)[before:]}
     assert len(parts - {""}) >= 4, f"segments: {sorted(parts)}"
     assert leftovers(tmp_path) == []
-    again = magicmask.run(video, tmp_path / "dask" / "long", jobs=1)
+    again = magicmask.run(video, tmp_path / "dask" / "long", jobs=1, cutout=True)
     assert again.status == "up to date"
     broken = magicmask.run_many([broken_video(tmp_path)], tmp_path / "broken", scheduler=client)  # planned, then failing as locally
     assert broken[0].failed and broken[0].message.startswith(f"{tmp_path / 'broken.mp4'}: ffmpeg cannot read this as a video")

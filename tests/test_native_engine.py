@@ -417,6 +417,25 @@ def test_8bit_difference_threshold_tables_match_the_arithmetic_for_all_differenc
     np.testing.assert_array_equal(ours, expected)
 
 
+def test_8bit_difference_spread_in_fixed_point_matches_the_arithmetic_for_all_differences():
+    """The threshold map's kernel, one frame deep (its spread is the intensity itself), on every
+    (|dR|, |dG|, |dB|) of 8-bit RGB, both signs: the 8-bit difference intensity of the Quantum arithmetic,
+    and every value counted."""
+    from magicmask.engines import _native_kernels as kernels
+
+    d = np.arange(256, dtype=np.uint8)
+    r, g, b = np.meshgrid(d, d, d, indexing="ij")
+    frame = np.stack([r, g, b], axis=2).reshape(4096, 4096, 3)
+    background = np.where(np.random.default_rng(4).random(frame.shape) < 0.5, 0, 255).astype(np.uint8)
+    frame = np.where(background == 0, frame, 255 - frame).astype(np.uint8)
+    expected = np.empty((4096, 4096), np.uint8)
+    kernels.difference_intensity(background, 257, frame, 257, True, expected)
+    ours, total = np.empty(4096 * 4096, np.uint8), np.zeros(256, np.int64)
+    kernels.difference_spread_8bit(background.reshape(-1, 3), frame.reshape(1, -1, 3), *kernels.intensity_fixed_tables(), 0, ours, total)
+    np.testing.assert_array_equal(ours, expected.ravel())
+    np.testing.assert_array_equal(total, np.bincount(expected.ravel(), minlength=256))
+
+
 def test_8bit_multiply_tables_match_the_arithmetic_for_all_pairs():
     """The look-up used for 8-bit frames and masks gives multiply_flatten's samples and gray verdict."""
     from magicmask.engines import _native_kernels as kernels

@@ -42,12 +42,12 @@ def folder(sample_frames, tmp_path):
     return tmp_path
 
 
-def test_sheet_has_a_row_per_keyframe_with_frame_mask_and_clean(folder):
+def test_sheet_shows_frame_mask_and_clean_of_every_keyframe_in_reading_order(folder):
     path = contact_sheet(folder, folder / "sheet.png", width=96)
     sheet = np.asarray(Image.open(path).convert("RGB"))
     frames = sorted(p for p in folder.glob("t??.tiff"))
     assert len(frames) == 6
-    rows = []
+    cells = []
     for frame in frames:
         tiles = [
             rgb(native.read_picture(frame).samples),
@@ -59,18 +59,42 @@ def test_sheet_has_a_row_per_keyframe_with_frame_mask_and_clean(folder):
             found.append(find(sheet, tile, found[-1][0] if found[-1] else -1))
         assert None not in found, f"{frame.name}: a thumbnail is missing from the sheet"
         (x0, y0), (x1, y1), (x2, y2) = found
-        assert y0 == y1 == y2 and x0 < x1 < x2, "frame | mask | clean, left to right, on one row"
-        rows.append(y0)
-    assert rows == sorted(rows) and len(set(rows)) == 6, "one row per keyframe, in name order"
-    label = sheet[rows[2] : rows[2] + 72, : found[0][0]]
-    assert (label.max(axis=-1) > 200).any(), "each row carries the frame's name to the left"
+        assert y0 == y1 == y2 and x0 < x1 < x2 and x2 - x0 < 3 * 96 + 3 * 6, "frame | mask | clean, side by side"
+        cells.append((y0, x0))
+        label = sheet[y0 - 18 : y0 - 2, x0 : x0 + 60]
+        assert (label.max(axis=-1) > 200).any(), "each keyframe carries its name above it"
+    assert cells == sorted(cells) and len(set(cells)) == 6, "keyframes in reading order, row by row"
+    assert len({y for y, _ in cells}) < 6, "a grid: several keyframes on a row"
 
 
 def test_thumbnails_are_scaled_to_the_width_asked(folder):
     sheet = Image.open(contact_sheet(folder, folder / "small.jpg", width=48))
     big = Image.open(contact_sheet(folder, folder / "big.jpg", width=200))
-    assert sheet.format == "JPEG" and big.width > sheet.width + 3 * 140
-    assert big.height > sheet.height + 6 * 90
+    assert sheet.format == "JPEG" and big.width > 2 * sheet.width and big.height > 1.5 * sheet.height
+
+
+@pytest.mark.parametrize("count", [4, 68, 400])
+def test_the_grid_stays_screen_shaped_and_thumbnails_keep_their_width(count, tmp_path):
+    """4, 68 and 400 keyframes (of 320x240): the sheet's shape near 16:9 (4 keyframes can only be one column,
+    0.8, or two, 3.1), thumbnails 240 pixels wide as asked (the sheet is a whole number of cells of that width), every
+    keyframe drawn, within JPEG's limits."""
+    import tifffile
+
+    from magicmask.sheet import GAP, PAD
+
+    frame = np.zeros((240, 320, 3), np.uint8)
+    frame[60:180, 100:200] = (200, 120, 40)
+    for number in range(1, count + 1):
+        tifffile.imwrite(tmp_path / f"t{number:0{max(2, len(str(count)))}d}.tiff", frame, photometric="rgb")
+    drawn = []
+    sheet = Image.open(contact_sheet(tmp_path, tmp_path / "sheet.jpg", progress=drawn.append))
+    aspect = sheet.width / sheet.height
+    assert len(drawn) == count
+    assert (0.8 <= aspect <= 3.2) if count == 4 else (1.2 <= aspect <= 2.4), f"{sheet.width}x{sheet.height}"
+    cell = 3 * (240 + PAD) - PAD
+    columns, rest = divmod(sheet.width - 2 * PAD + GAP, cell + GAP)
+    assert rest == 0 and columns >= (1 if count == 4 else 4), f"{sheet.width} is not a whole number of 240-pixel cells"
+    assert max(sheet.size) <= 65500
 
 
 def test_sixteen_bit_frames_are_shown_as_imagemagick_scales_them(tmp_path):
@@ -119,3 +143,18 @@ def test_pillow_reads_eight_bit_tiffs_as_tifffile_does(folder):
         assert np.array_equal(np.asarray(fast.convert("RGB")), np.asarray(general.convert("RGB")))
     deep = golden_frames("walk10")[1].read_bytes()
     assert sheet._pillow_tiff(deep) is None  # 16-bit: tifffile's path, scaled as ImageMagick does
+
+
+def test_a_batch_gets_an_index_sheet_of_every_video(tmp_path):
+    """run_many writes ROOT/index.jpg; ``magicmask sheet ROOT`` writes it again."""
+    import magicmask
+    from magicmask.sheet import INDEX_NAME
+
+    results = magicmask.run_many([GOLDEN / "walk.mp4", GOLDEN / "walk10.mp4"], tmp_path / "out")
+    index = tmp_path / "out" / INDEX_NAME
+    assert all(r.status == "done" for r in results) and Image.open(index).format == "JPEG"
+    shown = np.asarray(Image.open(index).convert("RGB"))
+    assert shown.shape[1] > shown.shape[0] * 0.5
+    index.unlink()
+    result = runner.invoke(app, ["sheet", str(tmp_path / "out")])
+    assert result.exit_code == 0 and "index sheet of 2 videos" in result.output and index.is_file()

@@ -151,7 +151,7 @@ def test_background_has_the_keyframes_form(clip, deep_clip, tmp_path):
 def test_lower_median_in_bands_and_threads_is_exact(monkeypatch):
     rng = np.random.default_rng(3)
     frames = [rng.integers(0, 65536, size=(37, 11, 3), dtype=np.uint16) for _ in range(8)]
-    monkeypatch.setattr(st, "_BAND_BYTES", 8 * 11 * 3 * 2 * 3)  # 3 rows per band
+    monkeypatch.setattr(st, "BAND_BYTES", 8 * 11 * 3 * 2 * 3)  # 3 rows per band
     assert np.array_equal(st.lower_median(frames, threads=2), lower_median(np.stack(frames)))
 
 
@@ -369,7 +369,7 @@ def test_lower_median_of_8bit_frames_counts_exactly(monkeypatch, count):
     flat = [np.full((13, 9, 3), 200, np.uint8) + rng.integers(0, 2, size=(13, 9, 3), dtype=np.uint8) for _ in range(count)]
     extremes = [np.full((13, 9, 3), 255 * (i % 2), np.uint8) for i in range(count)]
     gray = [rng.integers(0, 256, size=(13, 9, 1), dtype=np.uint8) for _ in range(count)]
-    monkeypatch.setattr(st, "_BAND_BYTES", 9 * 3 * count * 4)  # 4 rows per band
+    monkeypatch.setattr(st, "BAND_BYTES", 9 * 3 * count * 4)  # 4 rows per band
     for frames in (noisy, flat, extremes, gray):
         assert np.array_equal(st.lower_median(frames, threads=2), lower_median(np.stack(frames)))
 

@@ -177,19 +177,48 @@ def reference_map(frames, background, k=thresholds.K):
     floor = np.sort(values.ravel())[(values.size - 1) // 2]
     top = 65535 if deep else 255
     lowest = 3276 if deep else 13  # the blog's 5% (g > 3276.8 is g > 3276 for integer g); 8-bit maps step by 257
-    return np.minimum(np.maximum(k * np.maximum(spread, floor), lowest), top)[:, :, None]
+    limit = np.minimum(np.maximum(k * np.maximum(spread, floor), lowest), top)
+    padded = np.pad(limit, 1, mode="edge")  # the largest of each 3x3 neighbourhood, by looking at all nine
+    return np.max([padded[1 + dy : 1 + dy + limit.shape[0], 1 + dx : 1 + dx + limit.shape[1]] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)[:, :, None]
 
 
+@pytest.mark.parametrize("band_rows", [None, 1, 3], ids=["one band", "bands of 1 row", "bands of 3 rows"])
 @pytest.mark.parametrize("deep", [False, True], ids=["8-bit", "16-bit"])
-def test_threshold_map_is_k_times_the_median_deviation_floored_by_the_global_one(deep):
+def test_threshold_map_is_k_times_the_median_deviation_floored_by_the_global_one(deep, band_rows, monkeypatch):
     rng = np.random.default_rng(3)
     frames = noisy_frames(rng, 12, deep)
+    if band_rows:  # the map is made band by band of rows: the same map whatever the bands
+        monkeypatch.setattr(thresholds, "BAND_BYTES", frames[0][0].nbytes * len(frames) * band_rows)
     background, limit = thresholds.median_and_map(frames, threads=2)
+    np.testing.assert_array_equal(thresholds.threshold_map(frames, background, threads=1), limit)
     np.testing.assert_array_equal(background, np.sort(np.stack(frames), axis=0)[5])
     np.testing.assert_array_equal(limit, reference_map(frames, background))
     assert limit.dtype == frames[0].dtype and limit.shape == frames[0].shape[:2] + (1,)
     # the noisy half gets a higher threshold than the quiet half; the moving square does not count
     assert np.median(limit[:, 12:]) > 3 * np.median(limit[:, :11])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (4, 1), (5, 7)])
+def test_neighbourhood_max_is_the_largest_of_each_3x3_window(shape):
+    values = np.random.default_rng(sum(shape)).integers(0, 65536, (*shape, 1)).astype(np.uint16)
+    got = thresholds.neighbourhood_max(values)
+    assert got.dtype == values.dtype and got.shape == values.shape
+    for y in range(shape[0]):
+        for x in range(shape[1]):
+            assert got[y, x, 0] == values[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2].max(), (y, x)
+
+
+def test_one_pixel_of_spread_raises_its_neighbours_only():
+    """A pixel whose difference swings on every frame lifts the threshold of the eight around it, not further."""
+    rng = np.random.default_rng(6)
+    frames = [np.full((9, 9, 3), 100, np.uint8) for _ in range(7)]
+    for i, frame in enumerate(frames):
+        frame[4, 4] = 100 + 60 * (i % 3 - 1) + int(rng.integers(0, 3))  # below, at and above its median in turn
+    _, limit = thresholds.median_and_map(frames)
+    high = limit[..., 0] > 13
+    expected = np.zeros((9, 9), bool)
+    expected[3:6, 3:6] = True
+    np.testing.assert_array_equal(high, expected)
 
 
 def test_median_and_map_use_the_sampled_frames_of_the_median():
@@ -324,3 +353,12 @@ def test_a_16_bit_map_at_the_floor_is_the_blogs_5_percent_exactly(tmp_path):
         blog, _ = seed_mask_and_clean(frames[0], frame, tmp_path, MaskParams())
         (tmp_path / "blog-mask.tiff").write_bytes(blog)
         assert np.array_equal(image_facts(tmp_path / "map-mask.tiff").pixels, image_facts(tmp_path / "blog-mask.tiff").pixels), frame.name
+
+
+def test_threshold_map_of_frames_of_another_size_says_so():
+    frames = noisy_frames(np.random.default_rng(7), 5)
+    background = frames[0]
+    with pytest.raises(MagicmaskError, match="frame is 23x16x3 uint8 but the background is 23x17x3"):
+        thresholds.threshold_map(frames[:2] + [frames[2][:16]], background)
+    with pytest.raises(MagicmaskError, match="frame is 23x16x3"):
+        thresholds.median_and_map(frames[:2] + [frames[2][:16]])

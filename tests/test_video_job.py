@@ -158,7 +158,8 @@ def test_6_demo_library_and_command_line_make_the_same_folder_and_it_checks(tmp_
     library = magicmask.run(video, tmp_path / "library")
     assert invoke("run", video, "-o", tmp_path / "cli", "-q").exit_code == 0
     assert visible(tmp_path / "library") == visible(tmp_path / "cli")
-    assert visible(tmp_path / "library") == sorted(set(visible(result.folder)) - {"keyframes.jpg"})
+    assert visible(tmp_path / "library") == sorted(set(visible(result.folder)) - {"keyframes.jpg", "motion.png"})
+    assert result.plot.is_file()  # the demo plots its motion data when matplotlib is there
     for name in visible(tmp_path / "library"):
         if name not in (RECORD_NAME, "sheet.jpg"):  # the sheet's title names its folder
             assert (tmp_path / "library" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name

@@ -73,6 +73,10 @@ _WHITE_POINT = (10492471, 33554432, 689963, 2097152)
 _ENGINE_HINT = "the native engine reads 8- or 16-bit gray or RGB TIFFs without alpha; use the wand engine for this file"
 
 
+class UnsupportedImage(MagicmaskError):
+    """A readable TIFF this engine does not handle (alpha, palette, CMYK, other than 8 or 16 bits)."""
+
+
 # --------------------------------------------------------------------------------------------------
 # lazy imports: numba, tifffile and Pillow load only when an image is processed
 
@@ -207,12 +211,12 @@ def read_picture(path: str | os.PathLike, role: str = "frame") -> Picture:
             samples_per_pixel = int(page.samplesperpixel)
             bits = int(page.bitspersample)
             if page.extrasamples:
-                raise MagicmaskError(f"{role} has an alpha or extra channel", path, _ENGINE_HINT)
+                raise UnsupportedImage(f"{role} has an alpha or extra channel", path, _ENGINE_HINT)
             if not ((photometric == 1 and samples_per_pixel == 1) or (photometric == 2 and samples_per_pixel == 3)):
                 kind = {0: "min-is-white gray", 3: "palette", 5: "CMYK", 6: "YCbCr", 8: "CIELab"}.get(photometric, f"photometric {photometric}")
-                raise MagicmaskError(f"{role} is a {kind} TIFF with {samples_per_pixel} samples per pixel", path, _ENGINE_HINT)
+                raise UnsupportedImage(f"{role} is a {kind} TIFF with {samples_per_pixel} samples per pixel", path, _ENGINE_HINT)
             if bits not in (8, 16) or int(page.sampleformat) != 1:
-                raise MagicmaskError(f"{role} has {bits}-bit samples (format {int(page.sampleformat)})", path, _ENGINE_HINT)
+                raise UnsupportedImage(f"{role} has {bits}-bit samples (format {int(page.sampleformat)})", path, _ENGINE_HINT)
             size = os.path.getsize(path)
             for offset, count in zip(page.dataoffsets, page.databytecounts):
                 if count and offset + count > size:
@@ -516,6 +520,12 @@ def intensity_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @functools.cache
+def intensity_fixed_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """:func:`_native_kernels.intensity_fixed_tables`, made once per process."""
+    return _kernels().intensity_fixed_tables()
+
+
+@functools.cache
 def _multiply_tables() -> tuple[np.ndarray, np.ndarray]:
     """:func:`_native_kernels.multiply_tables` for 8-bit frames, made once per process."""
     return _kernels().multiply_tables(257)
@@ -659,6 +669,19 @@ def _strips(samples: np.ndarray, picture: Picture, per_strip: int) -> tuple[list
 
 
 _TYPE_CODE = {2: "B", 3: "H", 4: "I", 5: "I"}
+
+
+def writable(picture: Picture) -> bool:
+    """Whether this engine writes TIFFs in ``picture``'s compression (which the files made from it inherit)."""
+    return picture.compression in WRITABLE_COMPRESSIONS
+
+
+def image_tiff(pixels: np.ndarray, form: Picture) -> bytes:
+    """``pixels`` (``(rows, columns, 1 or 3)``, ``form``'s dtype) as a TIFF in ``form``'s depth, compression and
+    attributes, laid out as ImageMagick writes an image (gray samples when R = G = B everywhere)."""
+    quantum = pixels.astype(np.uint16) * np.uint16(form.scale)
+    samples, _ = _as_file_samples(quantum, form.depth)
+    return tiff_bytes(np.ascontiguousarray(samples), form)
 
 
 def check_writable(picture: Picture, role: str = "background") -> None:
@@ -817,10 +840,17 @@ def render_frame(background: Picture, frame: str | os.PathLike, params: MaskPara
         When the frame is not a readable TIFF of a kind this engine handles, or its size differs
         from the background's.
     """
+    return render_samples(background, frame, params, background_path)[:2]
+
+
+def render_samples(background: Picture, frame: str | os.PathLike, params: MaskParams = MaskParams(), background_path=None) -> tuple[bytes, bytes, np.ndarray, np.ndarray]:
+    """:func:`render_frame`, and the samples it had in hand: ``(mask bytes, clean bytes, mask samples, frame
+    samples)`` (the mask file's samples, at the background's depth; the frame's as read), for what is
+    measured or cut out of the same pass."""
     picture = read_picture(frame)
     check_same_size(background, picture, frame, background_path)
     mask, clean, gray = _foreground(background, picture, params)
-    return tiff_bytes(mask, background, chromaticities=getattr(params, "threshold_map", None) is None), jpeg_bytes(clean[:, :, :1] if gray else clean, picture)
+    return tiff_bytes(mask, background, chromaticities=getattr(params, "threshold_map", None) is None), jpeg_bytes(clean[:, :, :1] if gray else clean, picture), mask, picture.samples
 
 
 def warm_up(depths: tuple[int, ...] = (8,)) -> None:

@@ -29,6 +29,11 @@ THREADS = False
 """Frames are rendered in worker processes, each with one ImageMagick thread."""
 
 
+def available() -> bool:
+    """Whether ImageMagick's MagickWand library could be loaded."""
+    return _IMPORT_ERROR is None
+
+
 def _need_wand():
     if _IMPORT_ERROR is not None:
         raise MagicmaskError(

@@ -106,6 +106,34 @@ def encode_command(
     return quiet_args(ffmpeg.output(*streams, file_url(output), **options).compile(cmd="ffmpeg"), "-y")
 
 
+ALPHA_CODECS = {
+    ".mov": ("ProRes 4444", dict(vcodec="prores_ks", profile="4444", pix_fmt="yuva444p10le", vendor="apl0")),
+    ".webm": ("VP9", dict(vcodec="libvpx-vp9", pix_fmt="yuva420p", crf=30, **{"b:v": 0, "deadline": "good", "cpu-used": 4, "row-mt": 1})),
+}
+"""Containers and codecs of videos with an alpha channel, by the output's suffix: ProRes 4444 in QuickTime
+(editors: Premiere, Final Cut, Resolve, After Effects) and VP9 in WebM (browsers, some editors)."""
+
+
+def alpha_command(output: str | os.PathLike, width: int, height: int, pix_fmt: str, rate: str) -> list[str]:
+    """The ffmpeg command encoding raw frames with alpha (``rgba`` or ``rgba64le``) read from its standard input
+    into ``output``: ProRes 4444 (``.mov``) or VP9 with alpha (``.webm``), see :data:`ALPHA_CODECS`::
+
+        ffmpeg -f rawvideo -pix_fmt rgba -s WxH -framerate RATE -i pipe: -c:v prores_ks -profile:v 4444 -pix_fmt yuva444p10le OUTPUT.mov
+
+    Raises
+    ------
+    MagicmaskError
+        For another suffix (naming the two), or another raw format.
+    """
+    suffix = Path(output).suffix.lower()
+    if suffix not in ALPHA_CODECS:
+        raise MagicmaskError("a video with alpha is written as .mov (ProRes 4444) or .webm (VP9)", output, "end the name with .mov or .webm")
+    if pix_fmt not in ("rgba", "rgba64le"):
+        raise MagicmaskError(f"cannot encode raw {pix_fmt!r} frames with alpha", hint="encode rgba or rgba64le frames")
+    source = ffmpeg.input("pipe:", f="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}", framerate=rate)
+    return quiet_args(source.output(file_url(output), **ALPHA_CODECS[suffix][1]).compile(cmd="ffmpeg"), "-y")
+
+
 _ENCODE_HINTS = (
     ("No space left on device", "free some space on the disk"),
     ("Permission denied", "choose a folder you can write to"),

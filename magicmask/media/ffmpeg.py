@@ -18,15 +18,32 @@ from magicmask.errors import MagicmaskError
 SEED_COMMAND = "ffmpeg -skip_frame nokey -i *.mp4 -vsync 0 -r 30 -f image2 t%02d.tiff"
 
 
-INSTALL_HINT = "install it: apt-get install ffmpeg"
+INSTALL_HINT = "install it: apt-get install ffmpeg (or pip install imageio-ffmpeg for a bundled one)"
 
 
 def ffmpeg_binary(name: str = "ffmpeg") -> str:
-    """The path of ``ffmpeg`` (or ``ffprobe``), or an error saying which package to install."""
-    found = shutil.which(name)
+    """The path of ``ffmpeg`` (or ``ffprobe``), or an error saying which package to install.
+
+    The one on the PATH (the user's own, as the blog's commands use it); else, for ``ffmpeg``, the binary
+    the imageio-ffmpeg package carries (it has no ffprobe: :mod:`magicmask.media.probe` then asks ffmpeg).
+    """
+    found = shutil.which(name) or (bundled_ffmpeg() if name == "ffmpeg" else None)
     if found is None:
         raise MagicmaskError(f"{name} is not installed", hint=INSTALL_HINT)
     return found
+
+
+def bundled_ffmpeg() -> str | None:
+    """The ffmpeg binary of the imageio-ffmpeg package, or None when that is not installed or has none."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        path = imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:  # no binary for this platform, and none named by IMAGEIO_FFMPEG_EXE
+        return None
+    return path if path and os.path.isfile(path) else None
 
 
 def file_url(path: str | os.PathLike, pattern: bool = False) -> str:
@@ -100,9 +117,10 @@ def run(args: list[str], video, what: str, **kwargs) -> subprocess.CompletedProc
 
 
 def version() -> str:
-    """ffmpeg's version line."""
-    done = subprocess.run([ffmpeg_binary(), "-version"], capture_output=True, text=True)
-    return done.stdout.splitlines()[0] if done.stdout else "unknown"
+    """ffmpeg's version line and which binary it is (``... (/usr/bin/ffmpeg)``)."""
+    binary = ffmpeg_binary()
+    done = subprocess.run([binary, "-version"], capture_output=True, text=True)
+    return f"{done.stdout.splitlines()[0] if done.stdout else 'unknown'} ({binary})"
 
 
 # --- Every decoded frame: timestamps and the raw pipe (issue 9) --------------------------------------

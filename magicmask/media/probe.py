@@ -1,4 +1,8 @@
-"""What a video holds, asked of ffprobe: its video stream, pixel format, frame times, keyframes and audio."""
+"""What a video holds, asked of ffprobe: its video stream, pixel format, frame times, keyframes and audio.
+
+Where ffprobe is not installed (imageio-ffmpeg's bundled ffmpeg comes without it), the same answers come
+from one ffmpeg run over the video stream's packets (:mod:`magicmask.media.packets`).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from stat import S_ISREG
 import numpy as np
 
 from magicmask.errors import MagicmaskError
+from magicmask.media import packets
 from magicmask.media.ffmpeg import INSTALL_HINT, check_video_path, ffmpeg_binary, file_url, tail
 
 def _probe_command(video: Path) -> list[str]:
@@ -23,8 +28,14 @@ def _probe_command(video: Path) -> list[str]:
     return [ffmpeg_binary("ffprobe"), "-show_format", "-show_streams", "-of", "json", file_url(video)]
 
 
+def _has_ffprobe() -> bool:
+    return shutil.which("ffprobe") is not None
+
+
 def _probe_info(video: Path) -> dict:
     """ffprobe's JSON for ``video`` (a checked path), from :func:`probe_soon`'s process when it was started."""
+    if not _has_ffprobe():
+        return packets.read(video).info
     return _probe_json(_probe_command(video), video, started=_started_probe(video), failed="ffmpeg cannot read this as a video", hint="pass a video file (e.g. MP4)", lines=1)
 
 
@@ -205,6 +216,12 @@ def keyframe_times_command(video: str | os.PathLike) -> list[str]:
     return ["ffprobe", "-v", "error", "-skip_frame", "nokey", "-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp_time,pts_time", "-of", "json", file_url(video)]
 
 
+def _filled(times: np.ndarray, fps: float) -> np.ndarray:
+    """``times`` with each missing one (NaN) at ``index / fps``, as :func:`_times` fills them, sorted."""
+    index = np.arange(len(times), dtype=np.float64)
+    return np.sort(np.where(np.isnan(times), index / fps if fps > 0 else index, times))
+
+
 def _times(entries: list[dict], keys: tuple[str, ...], fps: float) -> np.ndarray:
     values = []
     for index, entry in enumerate(entries):
@@ -221,16 +238,36 @@ def frame_times(video: str | os.PathLike) -> np.ndarray:
     """
     video = check_video_path(video)
     stream = probe(video)
+    fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))
+    if not _has_ffprobe():
+        return _filled(packets.read(video).times, fps)
     entries = _probe_json(frame_times_command(video), video).get("packets", [])
-    return _times(entries, ("pts_time", "dts_time"), _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")))
+    return _times(entries, ("pts_time", "dts_time"), fps)
 
 
 def keyframe_times(video: str | os.PathLike) -> np.ndarray:
     """The presentation time (seconds) of each keyframe :func:`extract_keyframes` writes, in order (``t01`` first)."""
     video = check_video_path(video)
     stream = probe(video)
+    fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))
+    if not _has_ffprobe():
+        read = packets.read(video)
+        return _filled(read.times[read.keys], fps)
     entries = _probe_json(keyframe_times_command(video), video).get("frames", [])
-    return _times(entries, ("best_effort_timestamp_time", "pts_time"), _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")))
+    return _times(entries, ("best_effort_timestamp_time", "pts_time"), fps)
+
+
+def keyframe_packet_times(video: str | os.PathLike) -> np.ndarray:
+    """The presentation times (seconds) of the keyframe packets of ``video``, in order: read without decoding
+    (the keyframes :func:`extract_keyframes` writes, unless the file is damaged: compare the counts)."""
+    video = check_video_path(video)
+    stream = probe(video)
+    if not _has_ffprobe():
+        read = packets.read(video)
+        return _filled(read.times[read.keys], _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")))
+    command = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time,flags", "-of", "json", file_url(video)]
+    entries = [entry for entry in _probe_json(command, video).get("packets", []) if "K" in str(entry.get("flags", ""))]
+    return _times(entries, ("pts_time", "dts_time"), _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")))
 
 
 def video_info(video: str | os.PathLike, times: np.ndarray | None = None) -> VideoInfo:
@@ -277,6 +314,8 @@ def keyframe_count(video: str | os.PathLike) -> int:
         When the file is missing or ffprobe cannot read it.
     """
     video = check_video_path(video)
+    if not _has_ffprobe():
+        return int(packets.read(video).keys.sum())
     args = [ffmpeg_binary("ffprobe"), *keyframe_count_command(video)[1:]]
     done = subprocess.run(args, capture_output=True)
     if done.returncode != 0:

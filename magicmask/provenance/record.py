@@ -29,8 +29,21 @@ OWNER_NAME = TEMP_PREFIX + "video.json"
 _KEYFRAME_NAME = re.compile(r"t\d{2,}\.tiff")
 _BACKGROUND_FILE = re.compile(r"(?:background|t\d{2,}-background)\.tiff")
 _MAP_FILE = re.compile(r"(?:threshold|t\d{2,}-threshold)\.tiff")
-_OUTPUT_NAME = re.compile(r"t\d{2,}(?:\.tiff|-mask\.tiff|-clean\.jpg|-background\.tiff|-threshold\.tiff)|background\.tiff|threshold\.tiff|keyframes\.jpg|sheet\.jpg|magicmask\.json")
+_OUTPUT_NAME = re.compile(r"t\d{2,}(?:\.tiff|-mask\.tiff|-clean\.jpg|-cutout\.png|-background\.tiff|-threshold\.tiff)|background\.tiff|threshold\.tiff|keyframes\.jpg|sheet\.jpg|motion\.tsv|motion\.png|magicmask\.json")
 """Names magicmask gives its outputs: a folder holding such files that no run recorded is not claimed silently."""
+
+
+_MADE_BY = {
+    "sheet.jpg": "magicmask: the contact sheet (frame | mask | clean per keyframe)",
+    "motion.tsv": "magicmask: per keyframe, measured on its mask: area, centroid, bounding box of mask >= 50%, quantity of motion",
+    "motion.png": "magicmask: the plot of motion.tsv (area and quantity of motion over time, centroid path)",
+}
+"""What made the files no command of the blog's makes (checked by hash)."""
+_CUTOUT = "magicmask: the keyframe's colours with its mask as alpha, at the keyframe's depth"
+
+
+def _made_by(name: str) -> str:
+    return _CUTOUT if name.endswith("-cutout.png") else _MADE_BY.get(name, "magicmask")
 
 
 def shell_line(command: list[str]) -> str:
@@ -195,7 +208,7 @@ def build(
 
     Lists exactly the files the run made, each with what made it: the command (``made_by``: its shell
     line) or, for files no command of the blog's makes (a statistic's background, the contact sheet), a
-    description. ``backgrounds`` maps each keyframe to its background; ``extra`` are the sheet and display;
+    description. ``backgrounds`` maps each keyframe to its background; ``extra`` are the sheet, display, motion data and plot, and cut-outs;
     ``shared`` names a background file the run made that no keyframe uses directly (the one per-keyframe
     backgrounds are shifted from).
     """
@@ -224,7 +237,7 @@ def build(
         for path in output_paths(name):
             outputs[path.name] = makers[path.name]
     for path in extra:
-        outputs[Path(path).name] = makers.get(Path(path).name, "magicmask: the contact sheet (frame | mask | clean per keyframe)")
+        outputs[Path(path).name] = makers.get(Path(path).name) or _made_by(Path(path).name)
     stat = video.stat()
     record = {
         "format": FORMAT,
