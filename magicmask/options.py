@@ -202,7 +202,7 @@ class Options:
             from magicmask.engines import wand
 
             if not wand.available():
-                raise MagicmaskError("--engine wand needs ImageMagick's MagickWand library, which is not installed", hint="install it (apt-get install libmagickwand-6.q16-6, brew install imagemagick), or use --engine native")
+                raise MagicmaskError("--engine wand needs ImageMagick's MagickWand library, which is not installed", hint="install it: apt-get install libmagickwand-dev imagemagick (macOS: brew install imagemagick), or use --engine native")
         self.chain()  # the chain's values, in ImageMagick's syntax
         if self.plot:
             from magicmask.motion import require_matplotlib

@@ -325,7 +325,11 @@ def test_a_run_killed_outright_is_swept_up_by_the_next(slow_video, tmp_path):
 
 
 def test_without_ffmpeg_the_message_names_the_package(tmp_path, monkeypatch):
+    """No ffmpeg on the PATH and none bundled (imageio-ffmpeg's is used when there is one: test_install_anywhere)."""
+    from magicmask.media import ffmpeg
+
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(ffmpeg, "bundled_ffmpeg", lambda: None)
     result = invoke("run", GOLDEN / "walk.mp4", "-o", tmp_path / "o")
     assert_one_line_error(result, "ffmpeg", "apt-get install ffmpeg")
 

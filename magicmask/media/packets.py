@@ -3,7 +3,7 @@
 One ffmpeg run copies the first video stream's packets (not an attached picture) to ffmpeg's ``framecrc``
 muxer, decoding nothing::
 
-    ffmpeg -hide_banner -nostdin -i VIDEO -map 0:V:0? -c copy -copyts -f framecrc -
+    ffmpeg -hide_banner -nostdin -i VIDEO -map 0:V:0? -c copy -copyinkf -copyts -f framecrc -
 
 Its header gives the stream's time base (``#tb 0: 1/12800``), each following line one packet: stream,
 dts, pts, duration, size, checksum, and ``F=0x..`` when its flags are not "keyframe" alone. ffmpeg's
@@ -46,7 +46,7 @@ class Packets:
 
 def command(video: str | os.PathLike) -> list[str]:
     """The ffmpeg command :func:`read` runs."""
-    return ["ffmpeg", "-hide_banner", "-nostdin", "-i", file_url(video), "-map", "0:V:0?", "-c", "copy", "-copyts", "-f", "framecrc", "-"]
+    return ["ffmpeg", "-hide_banner", "-nostdin", "-i", file_url(video), "-map", "0:V:0?", "-c", "copy", "-copyinkf", "-copyts", "-f", "framecrc", "-"]
 
 
 def read(video: str | os.PathLike) -> Packets:
@@ -72,6 +72,8 @@ def _read(video: str, size: int, mtime_ns: int) -> Packets:
     info = parse_streams(message)
     if info is None:
         raise MagicmaskError(f"ffmpeg cannot read this as a video: {tail(done.stderr, 1)}", video, "pass a video file (e.g. MP4)")
+    if done.returncode != 0 and any(s["codec_type"] == "video" and not s["disposition"]["attached_pic"] for s in info["streams"]):
+        raise MagicmaskError(f"ffmpeg failed reading the video's packets: {tail(done.stderr)}", video, "check that the file is a complete video")
     base, times, keys, durations = parse_framecrc(done.stdout.decode("ascii", "replace"))
     first = True
     for stream in info["streams"]:
@@ -182,6 +184,39 @@ def _exact_rate(printed: float | None, base: Fraction, durations: list[int]) -> 
 
 def _fraction_text(rate: Fraction | None) -> str:
     return "0/0" if rate is None else f"{rate.numerator}/{rate.denominator}"
+
+
+def keyframe_times(video: str | os.PathLike) -> np.ndarray:
+    """The presentation times (seconds, NaN where a frame has none) of the keyframes ffmpeg decodes with
+    ``-skip_frame nokey`` (what keyframe extraction writes), in output order, from ffmpeg's ``showinfo``
+    filter: the frames ffprobe's ``-skip_frame nokey -show_entries frame=...`` lists.
+
+    Raises
+    ------
+    MagicmaskError
+        When ffmpeg is missing or fails on the video.
+    """
+    args = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-skip_frame", "nokey", "-i", file_url(video), "-map", "0:V:0", "-an", "-sn", "-copyts", "-fps_mode", "passthrough", "-vf", "showinfo", "-f", "null", "-"]
+    try:
+        done = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True)
+    except FileNotFoundError:
+        raise MagicmaskError("ffmpeg is not installed", hint=INSTALL_HINT) from None
+    if done.returncode != 0:
+        raise MagicmaskError(f"ffmpeg failed decoding the keyframes: {tail(done.stderr)}", video, "check that the file is a complete video")
+    base, times = None, []
+    for line in done.stderr.decode("utf-8", "replace").splitlines():
+        if "Parsed_showinfo" not in line:
+            continue
+        if base is None and (found := _TIME_BASE.search(line)):
+            base = Fraction(int(found.group(1)), int(found.group(2)))
+        elif " n:" in line:  # the integer pts in the filter's time base: exact (pts_time is rounded to 6 digits)
+            found = _PTS.search(line)
+            times.append(float(int(found.group(1)) * base) if found and base else float("nan"))
+    return np.asarray(times, dtype=np.float64)
+
+
+_TIME_BASE = re.compile(r"config in time_base: (\d+)/(\d+)")
+_PTS = re.compile(r" pts:\s*(-?\d+)\b")
 
 
 def clear() -> None:

@@ -117,6 +117,8 @@ def probe(video: str | os.PathLike) -> dict:
     streams = [s for s in info.get("streams", []) if s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic", 0) == 0]
     if not streams:
         raise MagicmaskError("the file has no video stream", video, "pass a video file with pictures in it")
+    if not int(streams[0].get("width") or 0) or not int(streams[0].get("height") or 0):
+        raise MagicmaskError("ffmpeg finds no frame size in the video stream", video, "check that the video decodes (ffplay), or re-encode it")
     return {**streams[0], "format_name": info.get("format", {}).get("format_name", "")}
 
 
@@ -216,10 +218,16 @@ def keyframe_times_command(video: str | os.PathLike) -> list[str]:
     return ["ffprobe", "-v", "error", "-skip_frame", "nokey", "-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp_time,pts_time", "-of", "json", file_url(video)]
 
 
-def _filled(times: np.ndarray, fps: float) -> np.ndarray:
-    """``times`` with each missing one (NaN) at ``index / fps``, as :func:`_times` fills them, sorted."""
-    index = np.arange(len(times), dtype=np.float64)
+def _filled(times: np.ndarray, fps: float, index: np.ndarray | None = None) -> np.ndarray:
+    """``times`` with each missing one (NaN) at its frame's ``index / fps`` (by default its position), as
+    :func:`_times` fills them, sorted."""
+    index = np.arange(len(times), dtype=np.float64) if index is None else index.astype(np.float64)
     return np.sort(np.where(np.isnan(times), index / fps if fps > 0 else index, times))
+
+
+def _fps(stream: dict) -> float:
+    """The stream's frame rate in frames per second (its average, else its base rate; 0 when unknown)."""
+    return _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))
 
 
 def _times(entries: list[dict], keys: tuple[str, ...], fps: float) -> np.ndarray:
@@ -238,7 +246,7 @@ def frame_times(video: str | os.PathLike) -> np.ndarray:
     """
     video = check_video_path(video)
     stream = probe(video)
-    fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))
+    fps = _fps(stream)
     if not _has_ffprobe():
         return _filled(packets.read(video).times, fps)
     entries = _probe_json(frame_times_command(video), video).get("packets", [])
@@ -249,10 +257,9 @@ def keyframe_times(video: str | os.PathLike) -> np.ndarray:
     """The presentation time (seconds) of each keyframe :func:`extract_keyframes` writes, in order (``t01`` first)."""
     video = check_video_path(video)
     stream = probe(video)
-    fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))
+    fps = _fps(stream)
     if not _has_ffprobe():
-        read = packets.read(video)
-        return _filled(read.times[read.keys], fps)
+        return _filled(packets.keyframe_times(video), fps)
     entries = _probe_json(keyframe_times_command(video), video).get("frames", [])
     return _times(entries, ("best_effort_timestamp_time", "pts_time"), fps)
 
@@ -264,10 +271,10 @@ def keyframe_packet_times(video: str | os.PathLike) -> np.ndarray:
     stream = probe(video)
     if not _has_ffprobe():
         read = packets.read(video)
-        return _filled(read.times[read.keys], _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")))
+        return _filled(read.times[read.keys], _fps(stream), np.flatnonzero(read.keys))
     command = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time,flags", "-of", "json", file_url(video)]
     entries = [entry for entry in _probe_json(command, video).get("packets", []) if "K" in str(entry.get("flags", ""))]
-    return _times(entries, ("pts_time", "dts_time"), _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")))
+    return _times(entries, ("pts_time", "dts_time"), _fps(stream))
 
 
 def video_info(video: str | os.PathLike, times: np.ndarray | None = None) -> VideoInfo:
@@ -290,7 +297,7 @@ def video_info(video: str | os.PathLike, times: np.ndarray | None = None) -> Vid
     times = frame_times(video) if times is None else times
     if len(times) == 0:
         raise MagicmaskError("the video has no frame", video, "check that the video decodes (ffplay), or re-encode it")
-    fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))
+    fps = _fps(stream)
     step = float(np.median(np.diff(times))) if len(times) > 1 else (1.0 / fps if fps > 0 else 0.0)
     duration = float(times[-1] - times[0]) + step
     if fps <= 0:
