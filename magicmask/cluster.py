@@ -718,25 +718,13 @@ def _segment_background(options, folder: Path, count: int) -> Path:
 
 
 def keyframe_times(video: str | os.PathLike) -> list[float] | None:
-    """The times (s) of the keyframe packets of ``video``'s first video stream, read without decoding; None
-    when a packet has no time (then the video is not cut into segments)."""
-    from magicmask.media.ffmpeg import binary_args, tail
-    from magicmask.media.probe import keyframe_count_command
+    """The times (s) of the keyframe packets of ``video``, in order, read without decoding
+    (:func:`magicmask.media.probe.keyframe_packet_times`); None when one has no time (then the video is not
+    cut into segments)."""
+    from magicmask.media.probe import keyframe_packet_times
 
-    command = keyframe_count_command(video)
-    command[command.index("packet=flags")] = "packet=pts_time,flags"
-    done = subprocess.run(binary_args(command), capture_output=True)
-    if done.returncode != 0:
-        raise MagicmaskError(f"ffprobe failed: {tail(done.stderr)}", video, "check that the file is a complete video")
-    times = []
-    for line in done.stdout.decode().splitlines():
-        when, _, flags = line.strip().partition(",")
-        if flags.startswith("K"):
-            try:
-                times.append(float(when))
-            except ValueError:
-                return None
-    return sorted(times)
+    times = [float(when) for when in keyframe_packet_times(video)]
+    return sorted(times) if all(math.isfinite(when) for when in times) else None
 
 
 def plan_task(spec: dict) -> dict:
