@@ -29,6 +29,7 @@ bench: setup
 	cd bench && ../$(BIN)/python bench_seed_vs_run.py --keyframes 80 --engine native --engine wand
 	cd bench && ../$(BIN)/python bench_native_stages.py
 	cd bench && ../$(BIN)/python bench_memory.py
+	cd bench && ../$(BIN)/python bench_cluster.py
 
 golden: setup
 	PYTHON=$(abspath $(BIN)/python) golden/regenerate.sh

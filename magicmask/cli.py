@@ -51,6 +51,8 @@ Source = Annotated[str, typer.Option("--from", help="Frames a lighten/darken/mea
 Samples = Annotated[int, typer.Option("--samples", help="The most frames a median holds (evenly sampled): memory is about SAMPLES frames.")]
 Backend = Annotated[str, typer.Option("--backend", help="Where the work runs: loky (worker processes here) or dask (a Dask cluster; needs --scheduler and pip install 'magicmask\\[dask]').")]
 Scheduler = Annotated[Optional[str], typer.Option("--scheduler", help="With --backend dask: the Dask scheduler's address, e.g. tcp://HOST:8786.", show_default=False)]
+SchedulerFile = Annotated[Optional[Path], typer.Option("--scheduler-file", help="With --backend dask: the file a Dask scheduler wrote its address in (dask scheduler --scheduler-file FILE), e.g. on a shared home.", show_default=False)]
+Storage = Annotated[str, typer.Option("--storage", help="With --backend dask: shared (workers read the videos and write the folders in place: NFS, Lustre), send (videos travel to the workers, outputs come back), or auto (shared when the workers see the same files).")]
 Frames = Annotated[list[Path], typer.Argument(help="TIFF frames, e.g. t*.tiff (earlier *-mask.tiff outputs and background.tiff are skipped).", show_default=False)]
 
 
@@ -156,21 +158,25 @@ def _report_errors(errors, total: int | None = None) -> None:
         raise typer.Exit(1)
 
 
-def _scheduler(backend: str, scheduler: Optional[str]) -> Optional[str]:
+def _scheduler(backend: str, scheduler: Optional[str], scheduler_file: Optional[Path] = None) -> Optional[str]:
     """The Dask scheduler to run on (None: local workers), checked before any work starts."""
     from magicmask.execute import BACKENDS
 
     if backend not in BACKENDS:
         raise MagicmaskError(f"unknown backend {backend!r}", hint=f"use one of: {', '.join(BACKENDS)}")
     if backend != "dask":
-        if scheduler:
-            raise MagicmaskError("--scheduler is for the dask backend", hint="add --backend dask")
+        if scheduler or scheduler_file:
+            raise MagicmaskError(f"--scheduler{'-file' if scheduler_file else ''} is for the dask backend", hint="add --backend dask")
         return None
-    from magicmask.cluster import require
+    from magicmask.cluster import require, scheduler_address
 
     require()
+    if scheduler and scheduler_file:
+        raise MagicmaskError("--scheduler and --scheduler-file both name the Dask scheduler", hint="use one of them")
+    if scheduler_file:
+        return scheduler_address(scheduler_file)
     if not scheduler:
-        raise MagicmaskError("--backend dask needs --scheduler", hint="the address of a running `dask scheduler`, e.g. tcp://HOST:8786")
+        raise MagicmaskError("--backend dask needs --scheduler", hint="the address of a running `dask scheduler`, e.g. tcp://HOST:8786, or --scheduler-file FILE")
     return scheduler
 
 
@@ -347,6 +353,8 @@ def run(
     quiet: Quiet = False,
     backend: Backend = "loky",
     scheduler: Scheduler = None,
+    scheduler_file: SchedulerFile = None,
+    storage: Storage = "auto",
 ):
     """The whole blog recipe: keyframes, background, then a mask and clean image for every keyframe.
 
@@ -362,7 +370,7 @@ def run(
 
     options = Options(
         background_choice, source, window, match_exposure, samples, tuple(span or ()), threshold, blur, threshold2, blur2,
-        engine, jobs, force, sheet, display_, scheduler=_scheduler(backend, scheduler), cutout=cutout, plot=plot,
+        engine, jobs, force, sheet, display_, scheduler=_scheduler(backend, scheduler, scheduler_file), storage=storage, cutout=cutout, plot=plot,
     )
     _run_videos(video, output, options, quiet)
 

@@ -249,8 +249,8 @@ class VideoJob:
         self.started = time.perf_counter()
         check_video_path(result.video)
         hash_soon(result.video)
-        done = None if options.force else records.is_current(result.folder, result.video, options.recorded())
-        if done is not None and MOTION_NAME in done["outputs"]:  # a folder made before motion data gets it now
+        done = self.current()
+        if done is not None:
             self._up_to_date(done)
             return False
         self.keyframes = Keyframes(result.video, result.folder)  # probed first: a file that is no video claims no folder
@@ -258,6 +258,12 @@ class VideoJob:
         self._lock = self._exit.enter_context(FolderLock(result.folder, f"magicmask run {result.video}"))
         records.claim(result.folder, result.video, force=options.force)
         return True
+
+    def current(self) -> dict | None:
+        """The folder's record when it already holds this run, finished and unchanged (never with ``force``)."""
+        result, options = self.result, self.options
+        done = None if options.force else records.is_current(result.folder, result.video, options.recorded())
+        return done if done is not None and MOTION_NAME in done["outputs"] else None  # a folder made before motion data gets it now
 
     def _up_to_date(self, record: dict) -> None:
         result, folder = self.result, self.result.folder
@@ -404,10 +410,15 @@ class VideoJob:
         shared = [BACKGROUND_NAME] if BACKGROUND_NAME in made else []
         record = records.build(result.video, result.folder, frames, options, self.keyframes.pix_fmt, result.backgrounds, extra, result.warnings, result.thresholds, shared)
         self._check_lock()
-        result.record = records.write(result.folder, record)
-        records.release(result.folder, result.video, made)
+        self._publish(record, made)
         self._mark("complete")
         return DONE
+
+    def _publish(self, record: dict, made: set[str]) -> None:
+        """Write the record and mark the folder finished (on a Dask worker, the client does: see
+        :mod:`magicmask.cluster`)."""
+        self.result.record = records.write(self.result.folder, record)
+        records.release(self.result.folder, self.result.video, made)
 
     def _measured(self, index: int, job: FrameJob) -> bool:
         """A frame already done, measured from its mask file; False when that file cannot be read (made again)."""
@@ -544,6 +555,7 @@ def run_jobs(
     on_video: Callable[[RunResult], None] | None = None,
     index: str | os.PathLike | None = None,
     warnings: list[str] | None = None,
+    job_type: type[VideoJob] = VideoJob,
 ) -> list[RunResult]:
     """Run the video job of every ``results`` entry (video and folder), all frames on one pool of workers.
 
@@ -551,6 +563,8 @@ def run_jobs(
     finished (done, up to date, or failed). With ``index`` (a batch's ``ROOT/index.jpg``) and the sheet
     option, the index sheet of all the videos is written there at the end; when it cannot be, the results
     are returned all the same and the reason is a line added to ``warnings`` (a Python warning without it).
+    With ``options.scheduler``, each video job runs whole on a Dask worker
+    (:func:`magicmask.cluster.run_videos`); ``job_type`` is what the worker runs there.
 
     Raises
     ------
@@ -558,9 +572,13 @@ def run_jobs(
         For an output that cannot be written (a full disk): the batch stops there. A failing video does
         not stop it.
     """
+    if options.scheduler is not None:
+        from magicmask.cluster import run_videos
+
+        return _index(run_videos(results, options, progress, on_video), options, index, warnings)
     module = get_engine(options.engine)
     _warm_up(module)  # Numba's kernels load in a thread while ffmpeg starts
-    jobs = [VideoJob(result, options, progress) for result in results]
+    jobs = [job_type(result, options, progress) for result in results]
     owner: dict[Path, VideoJob] = {}
     stop = threading.Event()
 
@@ -620,10 +638,7 @@ def run_jobs(
             job.submitted = True
             finish(job, FAILED if job.result.error and not job.outstanding else None)
 
-    if options.scheduler is None:
-        outcomes = run_tasks(render, pending(), options.jobs, threads=module.THREADS)
-    else:
-        outcomes = _on_cluster(pending(), options)
+    outcomes = run_tasks(render, pending(), options.jobs, threads=module.THREADS)
     try:
         for frame_job, rendered, error in outcomes:
             job = owner.pop(frame_job.frame)
@@ -644,6 +659,12 @@ def run_jobs(
         stop.set()
         for job in jobs:
             job.close()  # on interruption: ffmpeg stopped, its temporary folder removed, the folder released
+    return _index(results, options, index, warnings)
+
+
+def _index(results: list[RunResult], options: Options, index: str | os.PathLike | None, warnings: list[str] | None = None) -> list[RunResult]:
+    """With ``index`` and the sheet option, the index sheet of all the videos (or a line in ``warnings`` saying
+    why it could not be written); ``results``."""
     if index is not None and options.sheet:
         from magicmask.sheet import index_sheet
 
@@ -660,16 +681,6 @@ def run_jobs(
 
                 python_warnings.warn(message, RuntimeWarning, stacklevel=2)
     return results
-
-
-def _on_cluster(frame_jobs: Iterator[FrameJob], options: Options):
-    """:func:`magicmask.cluster.render_frames` for each run of jobs with one background and one chain (it holds
-    one background at a time; with --window each keyframe has its own)."""
-    from magicmask.cluster import connect, render_frames
-
-    with connect(options.scheduler) as client:  # one connection for the whole run
-        for (background, params), group in itertools.groupby(frame_jobs, key=lambda job: (job.background, job.params)):
-            yield from render_frames(group, background, params, options.engine, client)
 
 
 def _soon(function, *args) -> Future:

@@ -145,11 +145,16 @@ class Options:
         Write the multi-exposure display ``keyframes.jpg`` (``convert t*.tiff -background white -compose
         darken -flatten keyframes.jpg``).
     scheduler : str or distributed.Client, optional
-        Render on this Dask cluster instead of local workers.
+        Run each video's job on a worker of this Dask cluster instead of here: an address
+        (``tcp://HOST:8786``), a cluster object (``SLURMCluster``, ``LocalCluster``) or a client.
     cutout : bool
         Also write ``NAME-cutout.png`` per keyframe: its colours with the mask as alpha, at its depth.
     plot : bool
         Also write ``motion.png``, the plot of ``motion.tsv`` (needs matplotlib: the ``plot`` extra).
+    storage : {'auto', 'shared', 'send'}
+        With ``scheduler``: whether the workers read the videos and write the folders in place (``shared``:
+        NFS, Lustre, GPFS; checked, never assumed), get the videos' bytes and send the outputs back
+        (``send``), or the first when they see the same files, else the second (``auto``).
     """
 
     background: str = "first"
@@ -170,6 +175,7 @@ class Options:
     scheduler: object = field(default=None, compare=False)
     cutout: bool = False
     plot: bool = False
+    storage: str = "auto"
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen)
@@ -213,8 +219,10 @@ class Options:
                 raise MagicmaskError("--span picks parts of the video", hint="add --from video")
             if self.window:
                 raise MagicmaskError("--span and --window both choose the frames of a background", hint="use one of them")
-        if self.threshold == "adaptive" and self.scheduler is not None:
-            raise MagicmaskError("--threshold adaptive runs on this machine only: its threshold map is a file, and Dask workers never open your files", hint="drop --backend dask, or use --threshold auto")
+        from magicmask.cluster import STORAGE
+
+        if self.storage not in STORAGE:
+            raise MagicmaskError(f"--storage {self.storage!r} is not a storage mode", hint=f"use one of: {', '.join(STORAGE)}")
         if self.threshold == "adaptive" and self.background != "median":
             raise MagicmaskError(f"--threshold adaptive learns its map with a median background, not {what}", hint="add --background median (with --from video for every frame)")
 
