@@ -162,6 +162,7 @@ def test_backend_and_scheduler_go_together(sample_frames):
 
 import contextlib  # noqa: E402
 import json  # noqa: E402
+import shlex  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import threading  # noqa: E402
@@ -251,15 +252,18 @@ def _worker_command(address):
 
 
 @pytest.fixture
-def private_workers():
-    """A scheduler here and two workers in their own mount namespace, with a private /tmp: they see
-    none of this process's temporary files (as on a cluster without shared storage)."""
-    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs tmpfs /tmp"], capture_output=True)
+def private_workers(tmp_path_factory):
+    """A scheduler here and two workers in their own mount namespace, where an empty file system covers this
+    test session's temporary folder: they see none of this process's temporary files (as on a cluster without
+    shared storage), while the Python they run (which may itself live under /tmp, e.g. in a clone's .tox)
+    stays visible."""
+    private = shlex.quote(str(tmp_path_factory.getbasetemp()))
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", f"mount -t tmpfs tmpfs {private}"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip(f"cannot make a mount namespace here (unshare needs root): {probe.stderr.decode().strip()}")
     with distributed.LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as cluster, distributed.Client(cluster, set_as_default=False) as client:
         line = " ".join(map(repr, _worker_command(cluster.scheduler_address)))
-        workers = [subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", f"mount -t tmpfs tmpfs /tmp && exec {line}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+        workers = [subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", f"mount -t tmpfs tmpfs {private} && exec {line}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
         try:
             client.wait_for_workers(2, timeout=60)
             yield client
