@@ -17,6 +17,8 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+# the magicmask commands the benches start run this tree's code, not whichever magicmask is installed
+os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 CONVERT = "/usr/bin/convert"  # ImageMagick's own binary, whatever PATH puts first
 # the environment a user's shell has: importing magicmask points ImageMagick at magicmask's policy,
@@ -34,6 +36,40 @@ def clip(keyframes: int, width: int = 1920, height: int = 1080, keyint: int = 10
     if not path.exists():
         make_sample_video(path, width=width, height=height, count=keyframes * keyint, keyint=keyint)
     return path
+
+
+def wall_clip(keyframes: int, width: int = 1920, height: int = 1080, keyint: int = 10) -> Path:
+    """A clip like a camera's: a noisy textured wall that a dark figure crosses, H.264 with I-frames of about
+    0.6 MB at 1080p (the sample clip's are smaller); masks cover the figure and a few per cent of the wall. Made by ffmpeg alone (lavfi sources, fixed noise seeds,
+    x264 on a fixed number of threads, no dates), so the same ffmpeg makes the same file; cached in bench/out."""
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"wall-{width}x{height}-{keyframes}k{keyint}.mp4"
+    if path.exists():
+        return path
+    seconds = keyframes * keyint / 25
+    fig_w, fig_h = max(2, height // 6) & ~1, max(2, height * 7 // 18) & ~1
+    wall = (
+        f"color=c=0x8a7a66:s={width}x{height}:r=25:d={seconds},format=yuv420p,"
+        "noise=c0s=40:c1s=14:c2s=14:allf=u,gblur=sigma=1.2,"  # the wall's grain, fixed over time
+        f"drawgrid=w={max(8, width // 12)}:h={max(4, height // 17)}:t={max(1, height // 216)}:c=0x4a4038@0.6,"  # joints
+        "vignette=angle=0.5,noise=alls=15,noise=alls=3:allf=t[wall];"  # light falling off; the sensor's noise
+        f"color=c=0x221c2a:s={fig_w}x{fig_h}:r=25:d={seconds},format=yuv420p[figure];"
+        f"[wall][figure]overlay=x='-{fig_w}+t*{(width + fig_w) / seconds:.4f}':y={height * 7 // 20}:shortest=1"
+    )
+    tmp = path.with_name(".tmp-" + path.name)
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", wall, "-c:v", "libx264", "-preset", "veryfast",
+         "-crf", "27", "-g", str(keyint), "-sc_threshold", "0", "-x264-params", "threads=2", "-pix_fmt", "yuv420p",
+         "-fflags", "+bitexact", "-map_metadata", "-1", str(tmp)],
+        check=True,
+    )
+    os.replace(tmp, path)
+    return path
+
+
+CLIPS = {"sample": clip, "wall": wall_clip}
+"""The bench clips by name: ``sample`` (magicmask's own sample scene, small I-frames), ``wall`` (a camera-like
+noisy wall, I-frames of about 0.5 MB)."""
 
 
 def _pss(pid: int) -> int:
