@@ -40,7 +40,9 @@ def clip(keyframes: int, width: int = 1920, height: int = 1080, keyint: int = 10
 
 def wall_clip(keyframes: int, width: int = 1920, height: int = 1080, keyint: int = 10) -> Path:
     """A clip like a camera's: a noisy textured wall that a dark figure crosses, H.264 with I-frames of about
-    0.6 MB at 1080p (the sample clip's are smaller); masks cover the figure and a few per cent of the wall. Made by ffmpeg alone (lavfi sources, fixed noise seeds,
+    0.5 MB at 1080p (the sample clip's TIFFs compress better). The wall holds still and every frame is coded
+    at one quantiser, so keyframes differ where the figure is and where H.264's intra prediction carries the
+    change on (right of it and below). Made by ffmpeg alone (lavfi sources, fixed noise seeds, no dithering,
     x264 on a fixed number of threads, no dates), so the same ffmpeg makes the same file; cached in bench/out."""
     OUT.mkdir(exist_ok=True)
     path = OUT / f"wall-{width}x{height}-{keyframes}k{keyint}.mp4"
@@ -50,16 +52,16 @@ def wall_clip(keyframes: int, width: int = 1920, height: int = 1080, keyint: int
     fig_w, fig_h = max(2, height // 6) & ~1, max(2, height * 7 // 18) & ~1
     wall = (
         f"color=c=0x8a7a66:s={width}x{height}:r=25:d={seconds},format=yuv420p,"
-        "noise=c0s=40:c1s=14:c2s=14:allf=u,gblur=sigma=1.2,"  # the wall's grain, fixed over time
+        "noise=c0s=14:c1s=14:c2s=14:allf=u,gblur=sigma=1.2,"  # the wall's grain (the same in every frame)
         f"drawgrid=w={max(8, width // 12)}:h={max(4, height // 17)}:t={max(1, height // 216)}:c=0x4a4038@0.6,"  # joints
-        "vignette=angle=0.5,noise=alls=15,noise=alls=3:allf=t[wall];"  # light falling off; the sensor's noise
+        "vignette=angle=0.5:dither=0,noise=alls=7[wall];"  # light falling off; fine noise
         f"color=c=0x221c2a:s={fig_w}x{fig_h}:r=25:d={seconds},format=yuv420p[figure];"
         f"[wall][figure]overlay=x='-{fig_w}+t*{(width + fig_w) / seconds:.4f}':y={height * 7 // 20}:shortest=1"
     )
     tmp = path.with_name(".tmp-" + path.name)
     subprocess.run(
         ["ffmpeg", "-hide_banner", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", wall, "-c:v", "libx264", "-preset", "veryfast",
-         "-crf", "27", "-g", str(keyint), "-sc_threshold", "0", "-x264-params", "threads=2", "-pix_fmt", "yuv420p",
+         "-qp", "23", "-g", str(keyint), "-sc_threshold", "0", "-x264-params", "threads=2", "-pix_fmt", "yuv420p",
          "-fflags", "+bitexact", "-map_metadata", "-1", str(tmp)],
         check=True,
     )
