@@ -27,6 +27,8 @@ test: setup
 bench: setup
 	cd bench && ../$(BIN)/python bench_seed_vs_run.py --keyframes 20 --engine native --engine wand
 	cd bench && ../$(BIN)/python bench_seed_vs_run.py --keyframes 80 --engine native --engine wand
+	cd bench && ../$(BIN)/python bench_seed_vs_run.py --clip wall --keyframes 80 --engine native --sheet
+	cd bench && ../$(BIN)/python bench_seed_vs_run.py --clip wall --keyframes 20 --engine native --sheet
 	cd bench && ../$(BIN)/python bench_native_stages.py
 	cd bench && ../$(BIN)/python bench_memory.py
 	cd bench && ../$(BIN)/python bench_cluster.py

@@ -2,7 +2,7 @@
 
 - `magicmask background` over 50 and over 200 keyframes of 1080p (where `convert *.tiff ... -flatten` runs out
   of its cache resources), and whether its result equals convert's on chunks folded together;
-- `magicmask run` on 1080p clips with 20 and 80 keyframes.
+- `magicmask run` on 1080p clips with 20 and 80 keyframes (the sample clip), and 80 (the wall clip).
 
     python bench/bench_memory.py [--engine native --engine wand]
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 
-from common import CONVERT, MAGICMASK, OUT, USER_ENV, clip, fresh, mb, measure
+from common import CONVERT, MAGICMASK, OUT, USER_ENV, clip, fresh, mb, measure, wall_clip
 
 
 def main():
@@ -54,13 +54,13 @@ def main():
     whole = subprocess.run([CONVERT, *map(str, frames), "-background", "black", "-compose", "lighten", "-flatten", str(OUT / "convert-all.tiff")], capture_output=True, text=True, env=USER_ENV)
     print(f"convert on all 200 frames at once: exit {whole.returncode} {whole.stderr.strip().splitlines()[0] if whole.stderr.strip() else ''}")
 
-    print("\n| command | engine | keyframes | peak memory | time |")
-    print("|---|---|---|---|---|")
+    print("\n| command | engine | clip | keyframes | peak memory | time |")
+    print("|---|---|---|---|---|---|")
     for engine in engines:
-        for keyframes in (20, 80):
+        for name, make, keyframes in (("sample", clip, 20), ("sample", clip, 80), ("wall", wall_clip, 80)):
             common = ["-q", "--engine", engine, "-j", str(args.jobs)]
-            seconds, peak = measure([*MAGICMASK, "run", str(clip(keyframes)), "-o", str(fresh(OUT / f"mem-run{keyframes}")), *common])
-            print(f"| magicmask run | {engine} | {keyframes} | {mb(peak)} | {seconds:.1f} s |", flush=True)
+            seconds, peak = measure([*MAGICMASK, "run", str(make(keyframes)), "-o", str(fresh(OUT / f"mem-run{keyframes}")), *common])
+            print(f"| magicmask run | {engine} | {name} | {keyframes} | {mb(peak)} | {seconds:.1f} s |", flush=True)
 
 
 if __name__ == "__main__":
