@@ -4,7 +4,7 @@ Alternates the blog's loop, this tree's `magicmask run` and the other tree's (ea
 PYTHONPATH), several rounds, and prints the median times, each one's ratio to the loop, and whether every
 output of both is identical to the loop's.
 
-    python bench/bench_versions.py --other ../magicmask-0.1 [--keyframes 80] [--rounds 3] [--no-seed]
+    python bench/bench_versions.py --other ../magicmask-0.1 [--clip sample] [--keyframes 80] [--rounds 3] [--no-seed] [--sheet]
 """
 
 from __future__ import annotations
@@ -15,23 +15,25 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import OUT, ROOT, USER_ENV, clip, fresh, identical_outputs, machine_parallelism, measure, median, seed_loop_script
+from common import CLIPS, OUT, ROOT, USER_ENV, fresh, identical_outputs, machine_parallelism, measure, median, seed_loop_script
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--other", required=True, type=Path, help="the other checkout's root folder")
+    parser.add_argument("--clip", choices=sorted(CLIPS), default="sample")
+    parser.add_argument("--sheet", action="store_true", help="let run make its contact sheet too (its default)")
     parser.add_argument("--keyframes", type=int, default=80)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-seed", action="store_true", help="skip the blog's loop (no ratios to it)")
     args = parser.parse_args()
-    video = clip(args.keyframes)
+    video = CLIPS[args.clip](args.keyframes)
     trees = {"this": ROOT, "other": args.other.resolve()}
     print(f"clip: {video.name} ({args.keyframes} keyframes); {args.rounds} rounds, alternating; other = {trees['other']}")
 
     def command(tree: Path, folder: Path) -> tuple[list[str], dict]:
         env = {**os.environ, "PYTHONPATH": str(tree)}
-        return [sys.executable, "-m", "magicmask.cli", "run", str(video), "-o", str(folder), "-q", "--no-sheet"], env
+        return [sys.executable, "-m", "magicmask.cli", "run", str(video), "-o", str(folder), "-q", *([] if args.sheet else ["--no-sheet"])], env
 
     for name, tree in trees.items():  # compile each tree's Numba cache before timing
         subprocess.run(command(tree, fresh(OUT / f"warm-{name}"))[0], env=command(tree, OUT)[1], check=True)
