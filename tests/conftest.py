@@ -41,3 +41,13 @@ def visible(folder) -> list[str]:
 def leftovers(folder) -> list[str]:
     """Temporary files or folders magicmask left anywhere under ``folder`` (there must be none)."""
     return sorted(str(p) for p in Path(folder).rglob(".magicmask-tmp-*"))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """30 frames of 96x72 with a keyframe every 5: most frames are not keyframes (the foreground video's tests).
+    A test module may define its own ``clip``."""
+    from magicmask.sample import make_sample_video
+
+    folder = tmp_path_factory.mktemp("clip")
+    return make_sample_video(folder / "clip.mp4", width=96, height=72, count=30, keyint=5)

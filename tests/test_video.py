@@ -19,17 +19,9 @@ from magicmask.media.probe import probe, video_info
 from magicmask.params import MaskParams
 from magicmask.background import lighten_background
 from magicmask.cli import app
-from magicmask.sample import make_sample_video
 from magicmask.video import background_picture, foreground_frames, foreground_video
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """30 frames of 96x72 with a keyframe every 5: most frames are not keyframes."""
-    folder = tmp_path_factory.mktemp("clip")
-    return make_sample_video(folder / "clip.mp4", width=96, height=72, count=30, keyint=5)
 
 
 @pytest.fixture(scope="module")

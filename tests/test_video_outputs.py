@@ -16,18 +16,10 @@ from magicmask.errors import MagicmaskError
 from magicmask.media.decode import iter_frames
 from magicmask.media.probe import frame_times as frame_times_of_packets
 from magicmask.motion import Motiongram, read_tsv
-from magicmask.sample import make_sample_video
 from magicmask.video import foreground_video
 from test_motion import assert_rows_match, expected_rows
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """30 frames of 96x72 with a keyframe every 5."""
-    folder = tmp_path_factory.mktemp("clip")
-    return make_sample_video(folder / "clip.mp4", width=96, height=72, count=30, keyint=5)
 
 
 @pytest.fixture(scope="module")
