@@ -114,6 +114,25 @@ def _process_settings() -> None:
     os.environ.setdefault("MAGICK_CONFIGURE_PATH", POLICY_FOLDER)
     os.environ.setdefault("WAND_MAGICK_LIBRARY_SUFFIX", "-6.Q16")
     keep_freed_memory()
+    _quiet_pool_threads()
+
+
+POOL_THREADS = ("ExecutorManagerThread", "QueueFeederThread")
+"""The threads by which a loky worker pool manages its processes."""
+
+
+def _quiet_pool_threads() -> None:
+    """A worker pool's manager threads fail on the pipes of workers that died (a Ctrl-C or SIGTERM reaches the
+    whole process group, possibly before this process handles it; a worker that crashes): the main thread
+    reports that in one line, so their own tracebacks are not printed. Other threads keep Python's hook."""
+    default = threading.excepthook
+
+    def hook(args):
+        if args.thread is not None and args.thread.name in POOL_THREADS:
+            return
+        default(args)
+
+    threading.excepthook = hook
 
 
 def _params(threshold, blur, threshold2, blur2):
