@@ -341,11 +341,12 @@ class Motiongram:
         shown = axes[0].imshow(horizontal.T, aspect="auto", cmap="magma", vmin=0, extent=extent, interpolation="antialiased")
         axes[0].set_ylabel("x (pixels)")
         axes[0].set_title("horizontal motiongram: the mask's mean over each column", fontsize=10)
-        axes[1].imshow(vertical, aspect="auto", cmap="magma", vmin=0, extent=(start, start + duration, height, 0), interpolation="antialiased")
+        lower = axes[1].imshow(vertical, aspect="auto", cmap="magma", vmin=0, extent=(start, start + duration, height, 0), interpolation="antialiased")
         axes[1].set_ylabel("y (pixels)")
         axes[1].set_xlabel("time (s)" if unit == "s" else unit)
         axes[1].set_title("vertical motiongram: the mask's mean over each row", fontsize=10)
-        figure.colorbar(shown, ax=axes, label="mean of the mask (0-1)", shrink=0.8)
+        for image, axis in ((shown, axes[0]), (lower, axes[1])):  # each panel on its own scale, with its own bar
+            figure.colorbar(image, ax=axis, label="mean of the mask (0-1)", shrink=0.9)
         if title:
             figure.suptitle(title, fontsize=11)
         return _png(figure)

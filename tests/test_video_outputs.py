@@ -109,8 +109,8 @@ def test_motiongram_is_the_masks_means_stacked_along_time(made):
     assert np.allclose(horizontal, stack.mean(axis=1), atol=1e-6)  # (frames, width): the mean over each column
     assert np.allclose(vertical, stack.mean(axis=2).T, atol=1e-6)  # (height, frames): the mean over each row
     # The picture itself, read back: the two motiongrams are the two large areas of colormap colours (the
-    # narrow one at the right is the colour bar), time along x; each cell's colour is its mean, 0 to the
-    # image's largest value.
+    # narrow ones at the right are their colour bars, one each), time along x; each cell's colour is its mean,
+    # 0 to its panel's largest value.
     shown = colour_indices(result.motiongram)
     columns = max(runs((shown >= 0).any(axis=0)), key=lambda run: run[1] - run[0])
     areas = runs((shown[:, columns[0] : columns[1]] >= 0).all(axis=1))
