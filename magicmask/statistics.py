@@ -117,8 +117,8 @@ def write_background(pixels: np.ndarray, path: str | os.PathLike, template: str 
     ``-flatten`` makes ``background.tiff`` a clone of the first frame; the file is written atomically.
 
     Without ImageMagick, a gray or RGB template of 8 or 16 bits in a compression the native engine writes
-    gets the native engine's TIFF writer: the same samples, laid out as ImageMagick writes a new image
-    (the bytes can differ from the clone's: gray samples when R = G = B everywhere; LZW and Deflate strips).
+    gets the native engine's TIFF writer: the same samples and form; the same bytes too, but for LZW and
+    Deflate templates, whose encoders' bytes may differ from libtiff's (as for the native engine's masks).
 
     Raises
     ------
@@ -133,17 +133,13 @@ def write_background(pixels: np.ndarray, path: str | os.PathLike, template: str 
         except native.UnsupportedImage:
             form = None
         if form is not None and native.writable(form):
-            width, height = form.size
-            channels = form.samples.shape[2]
-            if pixels.shape != (height, width, channels):
-                raise MagicmaskError(f"background is {pixels.shape[1]}x{pixels.shape[0]}x{pixels.shape[2]} but the frames are {width}x{height}x{channels}", template, "use frames of one video")
+            _check_shape(pixels, form.samples.shape, template)
             return write_atomic(path, native.image_tiff(pixels, form), keep_identical=True)
     with wand.read_tiff(template) as image:  # without ImageMagick: says what to install
         from wand.image import Image
 
         width, height, raw_format, channels, depth = _layout(image)
-        if pixels.shape != (height, width, channels):
-            raise MagicmaskError(f"background is {pixels.shape[1]}x{pixels.shape[0]}x{pixels.shape[2]} but the frames are {width}x{height}x{channels}", template, "use frames of one video")
+        _check_shape(pixels, (height, width, channels), template)
         data = np.ascontiguousarray(pixels, dtype="<u2" if depth == 16 else np.uint8).tobytes()
         with Image() as raw:
             raw.options["endian"] = "LSB"
@@ -152,6 +148,12 @@ def write_background(pixels: np.ndarray, path: str | os.PathLike, template: str 
                 out.composite(raw, left=0, top=0, operator="copy")
                 blob = _zero_alignment_byte(out.make_blob("tiff"))
     return write_atomic(path, blob, keep_identical=True)
+
+
+def _check_shape(pixels: np.ndarray, shape: tuple[int, int, int], template) -> None:
+    """Refuse background ``pixels`` that do not have the frames' ``(height, width, channels)``."""
+    if pixels.shape != tuple(shape):
+        raise MagicmaskError(f"background is {pixels.shape[1]}x{pixels.shape[0]}x{pixels.shape[2]} but the frames are {shape[1]}x{shape[0]}x{shape[2]}", template, "use frames of one video")
 
 
 def _zero_alignment_byte(blob: bytes) -> bytes:

@@ -686,7 +686,7 @@ def image_tiff(pixels: np.ndarray, form: Picture) -> bytes:
 
 def check_writable(picture: Picture, role: str = "background") -> None:
     """Refuse, before any work, an image whose compression the outputs would inherit and this engine cannot write."""
-    if picture.compression not in WRITABLE_COMPRESSIONS:
+    if not writable(picture):
         name = _COMPRESSION_NAMES.get(picture.compression, f"code {picture.compression}")
         raise MagicmaskError(
             f"{role} is a {name}-compressed TIFF, which convert's outputs inherit and the native engine does not write",
