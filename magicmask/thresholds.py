@@ -64,13 +64,12 @@ DEFAULT_FLOOR = "5%"
 """Neither threshold goes below the blog's own: noise only raises it."""
 
 
-def difference_intensity(frame: np.ndarray, background: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+def difference_intensity(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
     """The intensity of ``|frame - background|`` per pixel, ``(height, width, 1)`` in the frames' dtype.
 
     ``ClampToQuantum(0.212656*|R| + 0.715158*|G| + 0.072186*|B|)`` on Quantum values, as
     ``-compose difference -composite -colorspace gray`` stores it; scaled to 8 bits (ScaleQuantumToChar)
-    for 8-bit frames. Gray frames stand for R = G = B; alpha is ignored. ``counts`` (256 or 65536 bins,
-    int64), when given, has every value added to it.
+    for 8-bit frames. Gray frames stand for R = G = B; alpha is ignored.
 
     Raises
     ------
@@ -83,20 +82,12 @@ def difference_intensity(frame: np.ndarray, background: np.ndarray, counts: np.n
             f"{background.shape[1]}x{background.shape[0]}x{background.shape[2]} {background.dtype}",
             hint="use a background of the frames' size, depth and channels",
         )
-    from magicmask.engines.native import intensity_tables, kernels as _load_kernels
-
-    kernels = _load_kernels()
+    from magicmask.engines.native import kernels as _load_kernels
 
     eight = frame.dtype == np.uint8
     out = np.empty(frame.shape[:2], dtype=frame.dtype)
-    background, frame = np.ascontiguousarray(background), np.ascontiguousarray(frame)
-    if eight and frame.shape[2] == 3:
-        kernels.difference_intensity_8bit(background, frame, *intensity_tables(), out, np.zeros(256, np.int64) if counts is None else counts)
-        return out[:, :, None]
     scale = 257 if eight else 1
-    kernels.difference_intensity(background, scale, frame, scale, eight, out)
-    if counts is not None:
-        counts += np.bincount(out.ravel(), minlength=counts.shape[0])
+    _load_kernels().difference_intensity(np.ascontiguousarray(background), scale, np.ascontiguousarray(frame), scale, eight, out)
     return out[:, :, None]
 
 

@@ -687,8 +687,8 @@ def intensity_fixed_tables():
 
 @njit(**_OPTIONS)
 def difference_spread_8bit(background, stack, red, green, blue, offset, kth, out, total):
-    """Per pixel ``p``, the ``kth`` smallest (0-based) over ``n`` frames of :func:`difference_intensity_8bit`
-    of ``stack[:, p]`` against ``background[p]`` into ``out[p]``, and every intensity counted into ``total``
+    """Per pixel ``p``, the ``kth`` smallest (0-based) over ``n`` frames of :func:`difference_intensity`
+    (scaled to 8 bits) of ``stack[:, p]`` against ``background[p]`` into ``out[p]``, and every intensity counted into ``total``
     (256 bins): ``background`` ``(m, 3)``, ``stack`` ``(n, m, 3)`` (8-bit RGB), ``out`` ``(m,)``; the
     products from :func:`intensity_fixed_tables` (``red, green, blue, offset``).
 
@@ -721,21 +721,3 @@ def difference_spread_8bit(background, stack, red, green, blue, offset, kth, out
                 v = seen_values[i]
                 total[v] += counts[v]
                 counts[v] = 0
-
-
-@njit(**_OPTIONS)
-def difference_intensity_8bit(background, frame, red, green, blue, out, counts):
-    """:func:`difference_intensity` of two 8-bit RGB images, scaled to 8 bits, the products looked up in
-    :func:`intensity_tables`; each value is also counted into ``counts`` (256 bins)."""
-    rows, columns = out.shape[0], out.shape[1]
-    for y in range(rows):
-        b = background[y]
-        f = frame[y]
-        o = out[y]
-        for x in range(columns):
-            d0 = abs(np.int32(b[x, 0]) - np.int32(f[x, 0]))
-            d1 = abs(np.int32(b[x, 1]) - np.int32(f[x, 1]))
-            d2 = abs(np.int32(b[x, 2]) - np.int32(f[x, 2]))
-            v = scale_quantum_to_char(clamp_to_quantum(red[d0] + green[d1] + blue[d2]))
-            o[x] = v
-            counts[v] += 1
