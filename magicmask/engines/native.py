@@ -793,25 +793,60 @@ def _jfif_density(picture: Picture) -> tuple[int, int, int]:
     return 0, 1, 1
 
 
+ALIKE_SHARE = 2 / 3
+"""From this share of 8x8 blocks whose pixels are all alike (the black around a clean image's foreground),
+:func:`jpeg_bytes` encodes with magicmask's own encoder (:mod:`magicmask.engines._jpeg`: such blocks need no
+DCT, and it runs beside the other frames' threads); below it with Pillow, whose libjpeg-turbo SIMD code is
+faster on busy images but holds the GIL. Both write the same bytes (tested)."""
+
+
+@functools.cache
+def _jpeg_encoder():
+    from magicmask.engines._jpeg import Encoder
+
+    return Encoder(JPEG_QUALITY)
+
+
 def jpeg_bytes(samples: np.ndarray, picture: Picture) -> bytes:
     """JPEG bytes of 8-bit ``samples`` ((rows, columns, 1 or 3)) as ``convert`` writes them.
 
     Quality 92, 4:4:4 sampling (ImageMagick's choice at quality >= 90), optimised Huffman tables
     (``jpeg:optimize-coding``), one component for gray images, the JFIF density of ``picture`` and
-    its description as a comment.
+    its description as a comment. Encoded by :mod:`magicmask.engines._jpeg` or Pillow (see
+    :data:`ALIKE_SHARE`); by the former also when Pillow cannot: with optimised tables its buffer holds
+    as many bytes as the image has pixels, and a JPEG of noise needs more.
     """
+    from magicmask.engines import _jpeg
+
+    samples = np.ascontiguousarray(samples)
+    density = _jfif_density(picture)
+    comment = picture.description or b""
+    blocks = (samples.shape[0] // 8) * (samples.shape[1] // 8)
+    own = len(comment) <= _jpeg.MAX_COMMENT
+    if own and blocks and _jpeg.alike_blocks(samples) >= ALIKE_SHARE * blocks:
+        return _jpeg_encoder().encode(samples, density, comment)
+    try:
+        return pillow_jpeg_bytes(samples, density, comment)
+    except OSError:  # Pillow's buffer for optimised tables holds as many bytes as pixels: noise needs more
+        if not own:
+            raise
+        return _jpeg_encoder().encode(samples, density, comment)
+
+
+def pillow_jpeg_bytes(samples: np.ndarray, density: tuple[int, int, int], comment: bytes) -> bytes:
+    """:func:`jpeg_bytes` by Pillow (libjpeg-turbo): ``density`` (unit, x, y) goes in the JFIF header."""
     from PIL import Image
 
     image = Image.fromarray(samples[:, :, 0] if samples.shape[2] == 1 else samples)
     options = dict(format="JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
-    if picture.description:
-        options["comment"] = picture.description
+    if comment:
+        options["comment"] = comment
     buffer = io.BytesIO()
     image.save(buffer, **options)
     data = bytearray(buffer.getvalue())
     if data[2:4] != b"\xff\xe0" or data[6:11] != b"JFIF\0":
         raise MagicmaskError("Pillow wrote a JPEG without a JFIF header", hint="check the Pillow installation")
-    unit, x_density, y_density = _jfif_density(picture)
+    unit, x_density, y_density = density
     data[13] = unit
     data[14:18] = struct.pack(">HH", x_density, y_density)
     return bytes(data)
@@ -873,6 +908,8 @@ def warm_up(depths: tuple[int, ...] = (8,)) -> None:
                 tifffile.imwrite(path, rng.integers(0, top, size=(9, 7, 3), dtype=dtype), photometric="rgb", compression="packbits")
                 paths.append(path)
             render_frame(load_background(paths[0]), paths[1])
+        for channels in (1, 3):  # magicmask's own JPEG encoder, for clean images that are mostly black
+            _jpeg_encoder().encode(np.zeros((16, 16, channels), dtype=np.uint8))
 
 
 class Fold:
