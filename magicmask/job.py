@@ -49,7 +49,7 @@ from magicmask.media.extract import Keyframes
 from magicmask.media.ffmpeg import check_video_path
 from magicmask.media.probe import keyframe_count, keyframe_packet_times, keyframe_times
 from magicmask.motion import MOTION_NAME, PLOT_NAME, Track, plot, tsv_bytes
-from magicmask.sheet import INDEX_NAME
+from magicmask.sheet import INDEX_NAME, THUMBNAIL_WIDTH, Thumbnails
 from magicmask.masks import FrameJob, Resume, extras, render
 from magicmask.options import Options
 from magicmask.params import MaskParams
@@ -230,6 +230,7 @@ class VideoJob:
         self.decoding: list[str] = []  # what ffmpeg reported while decoding every frame for a background
         self.track = Track()  # the masks' measures, for motion.tsv
         self.index: dict[Path, int] = {}  # each keyframe's row
+        self.thumbnails: dict[Path, Thumbnails] = {}  # the sheet's, made as each keyframe was rendered
         self._times = None  # the keyframes' timestamps, read by ffprobe while the work goes on
 
     # --- the steps ---------------------------------------------------------------------------------------
@@ -336,7 +337,7 @@ class VideoJob:
             result.backgrounds[frame] = own.get(frame, base)
             params = chains.get(frame, chain)
             result.thresholds[frame] = params.threshold_map or params.threshold
-            job = FrameJob(frame, mask, clean, own.get(frame, base), params, options.engine, True, cutout_path(frame) if options.cutout else None)
+            job = FrameJob(frame, mask, clean, own.get(frame, base), params, options.engine, True, cutout_path(frame) if options.cutout else None, THUMBNAIL_WIDTH if options.sheet else None)
             self.index[frame] = index
             if resume.done(job) and self._measured(index, job):
                 frame_done()
@@ -405,7 +406,9 @@ class VideoJob:
             result.display = keyframe_display(frames, result.folder / DISPLAY_NAME, engine=options.engine, jobs=1)
             extra.append(result.display)
         if options.sheet:
-            result.sheet = contact_sheet(result.folder, frames=frames, title=f"{result.video.name}: {plural(len(frames), 'keyframe')} ({result.folder.name})")
+            thumbnails = {renamed.get(frame, frame): made for frame, made in self.thumbnails.items()}
+            result.sheet = contact_sheet(result.folder, frames=frames, title=f"{result.video.name}: {plural(len(frames), 'keyframe')} ({result.folder.name})", thumbnails=thumbnails)
+            self.thumbnails.clear()
             extra.append(result.sheet)
         shared = [BACKGROUND_NAME] if BACKGROUND_NAME in made else []
         record = records.build(result.video, result.folder, frames, options, self.keyframes.pix_fmt, result.backgrounds, extra, result.warnings, result.thresholds, shared)
@@ -650,6 +653,8 @@ def run_jobs(
                     if made.cutout is not None:
                         hash_soon(write_atomic(frame_job.cutout, made.cutout))
                     job.track.add(job.index[frame_job.frame], made.measure)
+                    if made.thumbnails is not None:
+                        job.thumbnails[frame_job.frame] = made.thumbnails
                 except MagicmaskError as exc:
                     error = exc
             job.outstanding -= 1

@@ -83,16 +83,21 @@ class FrameJob:
     """Also measure the mask (:mod:`magicmask.motion`), in the same pass."""
     cutout: Path | None = None
     """Also make ``NAME-cutout.png`` (:mod:`magicmask.cutout`), to be written there."""
+    sheet: int | None = None
+    """Also make the contact sheet's thumbnails, this wide, from the samples in hand (engines that hand
+    them over: the native engine)."""
 
 
 @dataclass(frozen=True)
 class Extras:
-    """What a frame's pass makes besides its two files, when its job asks: the mask's measure and the
-    cut-out's PNG bytes."""
+    """What a frame's pass makes besides its two files, when its job asks: the mask's measure, the
+    cut-out's PNG bytes and the sheet's thumbnails."""
 
     measure: object = None
     """A :class:`magicmask.motion.Measure`, or None."""
     cutout: bytes | None = None
+    thumbnails: object = None
+    """The keyframe's :class:`magicmask.sheet.Thumbnails`, or None."""
 
 
 _BACKGROUNDS: dict = {}
@@ -123,19 +128,20 @@ def render(job: FrameJob) -> tuple[bytes, bytes]:
     """
     background = _background(job.engine, job.background)
     engine = get_engine(job.engine)
-    if not (job.measure or job.cutout):
+    if not (job.measure or job.cutout or job.sheet):
         return engine.render_frame(background, job.frame, job.params, job.background)
     if hasattr(engine, "render_samples"):  # the samples the engine had in hand
         mask_bytes, clean_bytes, mask, frame = engine.render_samples(background, job.frame, job.params, job.background)
     else:
         mask_bytes, clean_bytes = engine.render_frame(background, job.frame, job.params, job.background)
         mask, frame = None, None
-    return mask_bytes, clean_bytes, extras(job, mask_bytes, mask, frame)
+    return mask_bytes, clean_bytes, extras(job, mask_bytes, mask, frame, clean_bytes)
 
 
-def extras(job: FrameJob, mask_bytes: bytes | None = None, mask=None, frame=None) -> Extras:
+def extras(job: FrameJob, mask_bytes: bytes | None = None, mask=None, frame=None, clean_bytes: bytes | None = None) -> Extras:
     """The :class:`Extras` ``job`` asks for, from the samples in hand; the mask is decoded from its bytes
-    (or read from its file) and the frame read from its file only when not given."""
+    (or read from its file) and the frame read from its file only when not given. Thumbnails are made only
+    from samples and bytes in hand (else the sheet reads the files)."""
     from magicmask.cutout import cutout_png, read_samples
     from magicmask.motion import measure
 
@@ -145,7 +151,12 @@ def extras(job: FrameJob, mask_bytes: bytes | None = None, mask=None, frame=None
     cutout = None
     if job.cutout is not None:
         cutout = cutout_png(read_samples(job.frame, role="frame") if frame is None else frame, mask)
-    return Extras(found, cutout)
+    thumbnails = None
+    if job.sheet and frame is not None and mask is not None and clean_bytes is not None:
+        from magicmask.sheet import frame_thumbnails
+
+        thumbnails = frame_thumbnails(frame, mask, clean_bytes, job.sheet)
+    return Extras(found, cutout, thumbnails)
 
 
 class Resume:

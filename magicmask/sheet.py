@@ -13,7 +13,9 @@ import io
 import math
 import os
 from collections.abc import Callable
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ PAD = 6
 BACKGROUND = (40, 40, 40)
 TEXT = (235, 235, 235)
 DIM = (150, 150, 150)
+THUMBNAIL_WIDTH = 240  # a contact sheet's thumbnails, by default
 _ROWS_AT_ONCE = 16  # rows whose thumbnails are made together (memory: their decoded frames, one per thread)
 
 
@@ -66,12 +69,17 @@ def _eight_bit(samples: np.ndarray) -> np.ndarray:
 
 def _open(path: Path, box: tuple[int, int]):
     """``path`` as an RGB Pillow image fitted into ``box``, or None when missing or unreadable."""
-    from PIL import Image
-
     try:
         data = path.read_bytes()
     except OSError:
         return None
+    return thumbnail_of_bytes(data, box)
+
+
+def thumbnail_of_bytes(data: bytes, box: tuple[int, int]):
+    """A TIFF's or JPEG's bytes as an RGB Pillow image fitted into ``box``, or None when unreadable."""
+    from PIL import Image
+
     try:
         if data.startswith(TIFF_MAGIC):
             image = _pillow_tiff(data)
@@ -82,16 +90,53 @@ def _open(path: Path, box: tuple[int, int]):
             image.draft("RGB", box)  # JPEG's own downscaling while decoding: fast
         else:
             return None
-        if image.mode in ("L", "RGB"):  # each band resampled alike: shrink first, then a third of the work
-            image.thumbnail(box, Image.Resampling.LANCZOS, reducing_gap=2.0)
-            return image.convert("RGB")
-        image = image.convert("RGB")
-        image.thumbnail(box, Image.Resampling.LANCZOS, reducing_gap=2.0)
-        return image
+        return _fitted(image, box)
     except MagicmaskError:
         raise
     except Exception:  # a damaged file shows as a gap, not as a failed sheet
         return None
+
+
+def thumbnail_of_samples(samples: np.ndarray, box: tuple[int, int]):
+    """Samples (rows, columns, channels) as :func:`thumbnail_of_bytes` shows their TIFF: the same image."""
+    from PIL import Image
+
+    return _fitted(Image.fromarray(_shown(samples)), box)
+
+
+def _fitted(image, box: tuple[int, int]):
+    from PIL import Image
+
+    if image.mode in ("L", "RGB"):  # each band resampled alike: shrink first, then a third of the work
+        image.thumbnail(box, Image.Resampling.LANCZOS, reducing_gap=2.0)
+        return image.convert("RGB")
+    image = image.convert("RGB")
+    image.thumbnail(box, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return image
+
+
+def tile_box(size: tuple[int, int], width: int) -> tuple[int, int]:
+    """The box a thumbnail ``width`` wide of a frame of ``size`` (width, height) is fitted into."""
+    return width, max(1, int(round(width * size[1] / size[0])))
+
+
+@dataclass(frozen=True)
+class Thumbnails:
+    """A keyframe's three thumbnails (frame, mask, clean image; RGB Pillow images), made while it was rendered
+    from the samples and bytes in hand, as :func:`contact_sheet` would make them from the files."""
+
+    size: tuple[int, int]
+    """The frame's width and height."""
+    width: int
+    """The thumbnail width they were made for."""
+    images: tuple
+
+
+def frame_thumbnails(frame: np.ndarray, mask: np.ndarray, clean: bytes, width: int) -> Thumbnails:
+    """The :class:`Thumbnails` of a keyframe from its samples, its mask's samples and its clean JPEG's bytes."""
+    size = (frame.shape[1], frame.shape[0])
+    box = tile_box(size, width)
+    return Thumbnails(size, width, (thumbnail_of_samples(frame, box), thumbnail_of_samples(mask, box), thumbnail_of_bytes(clean, box)))
 
 
 def _pillow_tiff(data: bytes):
@@ -115,12 +160,18 @@ def _tifffile_image(data: bytes):
     import tifffile
     from PIL import Image
 
-    samples = _eight_bit(np.asarray(tifffile.imread(io.BytesIO(data), key=0)))
+    samples = np.asarray(tifffile.imread(io.BytesIO(data), key=0))
     if samples.ndim == 3 and samples.shape[0] in (3, 4) and samples.shape[-1] not in (1, 2, 3, 4):
         samples = np.moveaxis(samples, 0, -1)  # planar
+    return Image.fromarray(_shown(samples))
+
+
+def _shown(samples: np.ndarray) -> np.ndarray:
+    """8-bit gray or RGB samples to show: 16-bit scaled as ImageMagick does, alpha dropped."""
+    samples = _eight_bit(samples)
     if samples.ndim == 3:
         samples = samples[:, :, 0] if samples.shape[2] in (1, 2) else samples[:, :, :3]
-    return Image.fromarray(np.ascontiguousarray(samples))
+    return np.ascontiguousarray(samples)
 
 
 TARGET_ASPECT = 16 / 9
@@ -165,10 +216,11 @@ def _title(folder: Path, count: int) -> str:
 def contact_sheet(
     folder: str | os.PathLike,
     output: str | os.PathLike | None = None,
-    width: int = 240,
+    width: int = THUMBNAIL_WIDTH,
     progress: Callable[[Path], None] | None = None,
     frames: list[Path] | None = None,
     title: str | None = None,
+    thumbnails: Mapping[Path, Thumbnails] | None = None,
 ) -> Path:
     """Write a contact sheet of ``folder``: every keyframe as frame | mask | clean, named, in a grid.
 
@@ -190,6 +242,9 @@ def contact_sheet(
         The keyframes to show (a run's own); by default every keyframe TIFF of ``folder``.
     title : str, optional
         The title; by default the video the folder's record names (or the folder's name) and the count.
+    thumbnails : mapping, optional
+        Keyframes' :class:`Thumbnails` made while they were rendered (``magicmask run``): used instead of
+        reading their files when made for this sheet's thumbnail width.
 
     Returns
     -------
@@ -216,8 +271,13 @@ def contact_sheet(
         raise MagicmaskError(f"thumbnail width {width} is too small", hint="use --width 16 or more")
     output = Path(output) if output is not None else folder / SHEET_NAME
     title = title if title is not None else _title(folder, len(frames))
-    first = _open(frames[0], (1 << 16, 1 << 16))
-    aspect = first.height / first.width if first is not None else 0.75
+    thumbnails = thumbnails or {}
+    made = thumbnails.get(frames[0])
+    if made is not None:
+        aspect = made.size[1] / made.size[0]
+    else:
+        first = _open(frames[0], (1 << 16, 1 << 16))
+        aspect = first.height / first.width if first is not None else 0.75
     font, small, big = _font(LABEL), _font(12), _font(18)
     top = 18 + 12 + 4 * PAD  # title and legend
     label_height = LABEL + PAD
@@ -244,7 +304,10 @@ def contact_sheet(
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="magicmask-sheet") as pool:
         for start in range(0, len(frames), _ROWS_AT_ONCE):
             chunk = frames[start : start + _ROWS_AT_ONCE]
-            images = iter(pool.map(lambda path: _open(path, (width, tile_height)), [path for frame in chunk for path in cells(frame)]))
+            made = [thumbnails.get(frame) for frame in chunk]
+            made = [m.images if m is not None and m.width == width and tile_box(m.size, width)[1] == tile_height else None for m in made]
+            opened = iter(pool.map(lambda path: _open(path, (width, tile_height)), [path for frame, m in zip(chunk, made) if m is None for path in cells(frame)]))
+            images = iter([image for m in made for image in (m if m is not None else [next(opened) for _ in COLUMNS])])
             for number, frame in enumerate(chunk, start):
                 x0 = PAD + (number % columns) * (cell[0] + GAP)
                 y0 = top + (number // columns) * (cell[1] + GAP)

@@ -216,3 +216,22 @@ def test_keyframes_spread_over_a_video():
 
     assert spread(6, 1) == [2] and spread(1, 1) == [0] and spread(6, 2) == [0, 5] and spread(3, 6) == [0, 1, 2]
     assert spread(11, 6) == [0, 2, 4, 6, 8, 10] and spread(0, 6) == []
+
+
+@pytest.mark.parametrize("deep", [False, True], ids=["8-bit", "16-bit"])
+def test_a_run_makes_the_sheet_from_thumbnails_made_while_rendering_the_same_as_from_the_files(tmp_path, monkeypatch, deep):
+    """``run`` makes each keyframe's thumbnails in its render thread, from the samples and bytes in hand: no
+    file is read again for the sheet, and the sheet is the one ``magicmask sheet`` makes from the files."""
+    import magicmask
+    from magicmask import sheet
+    from magicmask.sample import make_sample_video
+
+    video = make_sample_video(tmp_path / "clip.mp4", width=160, height=90, count=30, keyint=10, deep=deep)
+    opened = []
+    real_open = sheet._open
+    monkeypatch.setattr(sheet, "_open", lambda path, box: opened.append(path) or real_open(path, box))
+    result = magicmask.run(video, tmp_path / "out")
+    assert result.sheet is not None and opened == []
+    from_files = contact_sheet(result.folder, tmp_path / "from-files.jpg")
+    assert len(opened) == 1 + 3 * len(result.keyframes)  # the first frame for its shape, then every cell
+    assert from_files.read_bytes() == result.sheet.read_bytes()
