@@ -108,7 +108,8 @@ def test_audio_only_file_has_no_video_stream(tmp_path):
 
 def test_probe_soon_answers_the_next_probe_of_the_same_file(tmp_path, monkeypatch):
     """``run`` starts ffprobe while the program loads; the probe reads that process's answer (the same
-    as a fresh one), once; a file changed since, or another file, gets a fresh ffprobe."""
+    as a fresh one), and keeps it for the next probes of the unchanged file; a file changed since, or
+    another file, gets a fresh ffprobe."""
     import os
     import subprocess
 
@@ -116,21 +117,24 @@ def test_probe_soon_answers_the_next_probe_of_the_same_file(tmp_path, monkeypatc
 
     video = make_sample_video(tmp_path / "clip.mp4", width=64, height=48, count=4, keyint=2)
     fresh = probe(video)
+    monkeypatch.setattr(keyframes, "_PROBED", {})  # as in a new process
     started = []
     real_popen = subprocess.Popen
     monkeypatch.setattr(keyframes.subprocess, "Popen", lambda args, **kw: started.append(args) or real_popen(args, **kw))
     keyframes.probe_soon(video)
     assert len(started) == 1 and len(keyframes._EARLY) == 1
     assert probe(video) == fresh and len(started) == 1  # the early answer, no second ffprobe
-    assert probe(video) == fresh and len(started) == 2  # used once: then ffprobe again
+    assert probe(video) == fresh and len(started) == 1  # kept
+    keyframes.probe_soon(video)  # known: nothing to start
+    assert len(started) == 1 and not keyframes._EARLY
+    os.utime(video, ns=(1, 1))  # changed since: asked again
     keyframes.probe_soon(video)
-    os.utime(video, ns=(1, 1))  # changed since: the early answer is not used
-    assert probe(video) == fresh and len(started) == 4
+    assert probe(video) == fresh and len(started) == 2
     keyframes._reap_early()
     assert not keyframes._EARLY
     keyframes.probe_soon(tmp_path)  # a folder, a missing file: nothing started, probe says what is wrong
     keyframes.probe_soon(tmp_path / "gone.mp4")
-    assert len(started) == 4
+    assert len(started) == 2
     fake = tmp_path / "fake.mp4"
     fake.write_text("hello\n")
     keyframes.probe_soon(fake)

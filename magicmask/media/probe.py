@@ -33,10 +33,29 @@ def _has_ffprobe() -> bool:
 
 
 def _probe_info(video: Path) -> dict:
-    """ffprobe's JSON for ``video`` (a checked path), from :func:`probe_soon`'s process when it was started."""
+    """ffprobe's JSON for ``video`` (a checked path), from :func:`probe_soon`'s process when it was started;
+    kept for the next call about the same unchanged file (a run asks several times: keyframes, their times)."""
+    identity = _identity_of(video)
+    key = None if identity is None else (*identity, shutil.which("ffprobe"))
+    with _PROBED_LOCK:
+        known = _PROBED.get(key)
+    if known is not None:
+        return known
     if not _has_ffprobe():
-        return packets.read(video).info
-    return _probe_json(_probe_command(video), video, started=_started_probe(video), failed="ffmpeg cannot read this as a video", hint="pass a video file (e.g. MP4)", lines=1)
+        info = packets.read(video).info
+    else:
+        info = _probe_json(_probe_command(video), video, started=_started_probe(video), failed="ffmpeg cannot read this as a video", hint="pass a video file (e.g. MP4)", lines=1)
+    if key is not None:
+        with _PROBED_LOCK:
+            while len(_PROBED) >= _PROBED_KEPT:
+                _PROBED.pop(next(iter(_PROBED)))
+            _PROBED[key] = info
+    return info
+
+
+_PROBED: dict[tuple, dict] = {}
+_PROBED_LOCK = threading.Lock()
+_PROBED_KEPT = 64
 
 
 def _probe_json(args: list[str], video, *, started: subprocess.Popen | None = None, failed: str = "ffprobe failed", hint: str = "check that the file is a complete video", lines: int = 2) -> dict:
@@ -74,13 +93,17 @@ def _identity_of(video: Path) -> tuple | None:
 
 def probe_soon(video: str | os.PathLike) -> None:
     """Start ffprobe on ``video`` now (for example while the command line's modules load); the next
-    :func:`probe` of the same, unchanged file reads its answer instead of starting another.
+    :func:`probe` of the same, unchanged file reads its answer instead of starting another. Nothing is
+    started for a file already probed.
 
     Does nothing when ``video`` is not a file or ffprobe is missing: :func:`probe` then says why.
     """
     key = _identity_of(Path(video))
     if key is None or shutil.which("ffprobe") is None:
         return
+    with _PROBED_LOCK:
+        if (*key, shutil.which("ffprobe")) in _PROBED:
+            return
     with _EARLY_LOCK:
         if key not in _EARLY:
             if not _EARLY:
