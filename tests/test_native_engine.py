@@ -359,6 +359,98 @@ def test_blur_passes_skip_only_blocks_that_are_exactly_zero(sigma, kind):
         np.testing.assert_array_equal(out, dense_blur_columns(image, kernel))
 
 
+def blur_both_ways(image, kernel):
+    """Both blur kernels on ``image``, each compared sample by sample with the dense reference."""
+    from magicmask.engines import _native_kernels as kernels
+
+    out = np.empty_like(image)
+    kernels.blur_rows(image, kernel, out)
+    np.testing.assert_array_equal(out, dense_blur_rows(image, kernel))
+    kernels.blur_columns(image, kernel, out)
+    np.testing.assert_array_equal(out, dense_blur_columns(image, kernel))
+
+
+UNIFORM_VALUES = [1, 2, 127, 255, 257, 128 * 257, 254 * 257, 12345, 32768, 65534, 65535]  # 8-bit style: k * 257
+
+
+@pytest.mark.parametrize("sigma", [0.5, 3, 40])
+@pytest.mark.parametrize("value", UNIFORM_VALUES)
+def test_blur_passes_fill_uniform_windows_with_the_dense_sum(sigma, value):
+    """Blocks whose window holds one value v get the dense sum of v: whole frames of v, and blobs of v
+    (wider and taller than the kernel, so their inside is uniform) on zeros and on another value."""
+    kernel = native.blur_kernel(0, sigma)
+    for rows, columns in [(1, 1), (3, 5), (70, 64), (53, 130), (97, 300)]:
+        blur_both_ways(np.full((rows, columns), value, dtype=np.uint16), kernel)
+    for ground in [0, 65535 - value, 7]:
+        image = np.full((160, 333), ground, dtype=np.uint16)
+        image[20:150, 40:300] = value
+        image[0:50, 0:70] = value  # touching the top left corner: repeated edge pixels of v
+        blur_both_ways(image, kernel)
+
+
+@pytest.mark.parametrize("value", [0, 65535, 257 * 200, 40000])
+def test_blur_passes_see_one_odd_pixel_anywhere_in_the_window(value):
+    """A frame of v with one pixel of another value: wherever it is (a block's first or last column,
+    just inside or just beyond a window's reach, at the frame's edges), every sample is the dense one."""
+    kernel = native.blur_kernel(0, 3)
+    half = len(kernel) // 2
+    rows, columns = 40, 200  # blocks of 64: 0..63, 64..127, 128..191, 192..199
+    places = {0, 1, columns - 2, columns - 1}
+    for edge in (64, 128, 192):
+        places |= {edge + d for d in (-half - 1, -half, -half + 1, -1, 0, half - 1, half, half + 1)}
+    odd = 0 if value else 1
+    for x in sorted(x for x in places if x < columns):
+        image = np.full((rows, columns), value, dtype=np.uint16)
+        image[rows // 2, x] = odd
+        blur_both_ways(image, kernel)
+    for y in [0, 1, half - 1, half, half + 1, rows // 2, rows - half - 2, rows - half - 1, rows - 1]:
+        image = np.full((rows, columns), value, dtype=np.uint16)
+        image[y, 70] = odd
+        blur_both_ways(image, kernel)
+        blur_both_ways(image.T.copy(), kernel)
+
+
+@pytest.mark.parametrize("columns", [1, 2, 11, 12, 13, 25, 63, 64, 65, 76, 77, 100, 127, 129])
+def test_blur_passes_on_narrow_frames(columns):
+    """Frames narrower than a block, or a block and a bit: windows cut by both edges at once."""
+    rng = np.random.default_rng(columns)
+    kernel = native.blur_kernel(0, 3)
+    for value in [0, 65535, 257 * 17]:
+        image = np.full((37, columns), value, dtype=np.uint16)
+        blur_both_ways(image, kernel)
+        image[rng.integers(0, 37), rng.integers(0, columns)] = 65535 - value
+        blur_both_ways(image, kernel)
+        blur_both_ways(image.T.copy(), kernel)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_blur_passes_on_random_mixes_of_uniform_areas(seed):
+    """Rectangles of a few values (some wider than a block, some thinner than the kernel), sparse noise
+    and thresholded blobs, blurred twice as the chain does: every sample as the dense sum."""
+    rng = np.random.default_rng(seed)
+    kernel = native.blur_kernel(0, [0.5, 3, 3, 8][seed % 4])
+    rows, columns = int(rng.integers(1, 150)), int(rng.integers(1, 400))
+    values = rng.choice([0, 65535, 257 * int(rng.integers(0, 256)), int(rng.integers(0, 65536))], 3)
+    image = np.full((rows, columns), values[0], dtype=np.uint16)
+    for _ in range(int(rng.integers(0, 12))):
+        top, left = rng.integers(0, rows), rng.integers(0, columns)
+        image[top : top + rng.integers(1, 120), left : left + rng.integers(1, 200)] = rng.choice(values)
+    if seed % 3 == 0:
+        speck = rng.random((rows, columns)) < 0.001
+        image[speck] = rng.integers(0, 65536, speck.sum())
+    blur_both_ways(image, kernel)
+    once = dense_blur_columns(dense_blur_rows(image, kernel), kernel)  # gradients, plateaus of one value
+    blur_both_ways(once, kernel)
+    blur_both_ways(np.where(once > 20000, 65535, 0).astype(np.uint16), kernel)
+
+
+def test_blur_rows_fill_every_uniform_value_with_the_dense_sum():
+    """All 65,536 values, each a row of its own: the sum computed once per value is the dense one."""
+    kernel = native.blur_kernel(0, 3)
+    image = np.repeat(np.arange(65536, dtype=np.uint16)[:, None], 70, axis=1)
+    blur_both_ways(image, kernel)
+
+
 @pytest.mark.parametrize("deep", [False, True])
 @pytest.mark.parametrize("gray", [False, True])
 @pytest.mark.parametrize("compression, rowsperstrip", [("packbits", None), ("packbits", 1), (None, 7), (None, None)])

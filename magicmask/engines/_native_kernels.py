@@ -140,19 +140,49 @@ def threshold_gray(image, threshold, out):
             out[y, x] = 0 if intensity <= threshold else 65535
 
 
-BLOCK = 64  # columns per block: the blurs skip blocks whose result is exactly 0
+BLOCK = 64  # columns per block: the blurs fill blocks whose window holds one value without summing
 
 
 @njit(**_OPTIONS)
-def _block_flags(row, flags):
-    """``flags[b]`` = whether ``row`` has a non-zero sample in columns ``b*BLOCK`` up to the next block."""
+def _uniform_windows(row, half, uniform, value):
+    """``uniform[b]`` = whether all the samples a blur of reach ``half`` reads for block ``b``'s columns
+    (columns ``b*BLOCK - half`` up to ``(b+1)*BLOCK - 1 + half``) are equal, and ``value[b]`` their value.
+
+    The window is cut at the row's ends: the pixels the blur repeats beyond an edge are the edge pixel,
+    already inside, so they add no new value.
+    """
     columns = row.shape[0]
-    for b in range(flags.shape[0]):
-        block = row[b * BLOCK : min(columns, (b + 1) * BLOCK)]
-        seen = 0
-        for j in range(block.shape[0]):  # no early exit: the OR vectorises
-            seen |= block[j]
-        flags[b] = seen != 0
+    for b in range(uniform.shape[0]):
+        window = row[max(0, b * BLOCK - half) : min(columns, (b + 1) * BLOCK + half)]
+        lo = window[0]
+        hi = window[0]
+        for j in range(window.shape[0]):  # no early exit: min and max vectorise
+            lo = min(lo, window[j])
+            hi = max(hi, window[j])
+        uniform[b] = lo == hi
+        value[b] = lo
+
+
+@njit(**_OPTIONS)
+def _alike(uniform, value, a, b):
+    """Whether blocks ``a`` and ``b`` are both mixed, or both uniform with the same value (one span)."""
+    if uniform[a]:
+        return uniform[b] and value[b] == value[a]
+    return not uniform[b]
+
+
+@njit(**_OPTIONS)
+def _uniform_result(kernel, value, known):
+    """The blur of a pixel whose whole window holds ``value``: the dense sum, the same products added
+    in the same order from 0.0, then rounded. Cached in ``known`` (-1 = not yet computed)."""
+    if known[value] < 0:
+        n = kernel.shape[0]
+        sample = float(value)
+        total = 0.0
+        for u in range(n):
+            total += kernel[n - 1 - u] * sample
+        known[value] = clamp_to_quantum(total)
+    return known[value]
 
 
 @njit(**_OPTIONS)
@@ -161,37 +191,35 @@ def blur_rows(image, kernel, out):
 
     ``out[y, x] = sum over u of kernel[n-1-u] * image[y, x - n//2 + u]`` summed from u = 0 up, from 0.0
     (the bias), with the border pixel repeated beyond the edges (the edge virtual-pixel method).
-    Blocks of columns whose window holds only zeros are set to 0 without summing: a sum of ``k * 0.0``
-    is 0.0, so the result is the same.
+    Blocks of columns whose window holds one value v (0 outside the moving areas, 65535 inside solid
+    foreground) are filled with the sum of one such pixel, computed once: every pixel of the block
+    sums the same products in the same order, so the result is the same.
     """
     rows, columns = image.shape[0], image.shape[1]
     n = kernel.shape[0]
     half = n // 2
     blocks = (columns + BLOCK - 1) // BLOCK
-    reach = (half + BLOCK - 1) // BLOCK
-    flags = np.zeros(blocks, dtype=np.bool_)
+    uniform = np.empty(blocks, dtype=np.bool_)  # whether each block's window in the row holds one value
+    value = np.empty(blocks, dtype=image.dtype)  # and which
+    known = np.full(65536, -1, dtype=np.int32)  # results of uniform windows, by value (any Quantum)
     padded = np.empty(columns + n - 1, dtype=np.float64)
     acc = np.empty(columns, dtype=np.float64)
-    active = np.zeros(blocks, dtype=np.bool_)
     for y in range(rows):
         row = image[y]
-        _block_flags(row, flags)
-        for b in range(blocks):
-            active[b] = False
-            for near in range(max(0, b - reach), min(blocks, b + reach + 1)):
-                active[b] |= flags[near]
+        _uniform_windows(row, half, uniform, value)
         b = 0
-        while b < blocks:  # spans of blocks alike: zeros, or sums over one zero-based view
+        while b < blocks:  # spans of blocks alike: one value, or sums over one zero-based view
             end = b + 1
-            while end < blocks and active[end] == active[b]:
+            while end < blocks and _alike(uniform, value, b, end):
                 end += 1
             x0 = b * BLOCK
             x1 = min(columns, end * BLOCK)
             width = x1 - x0
             target = out[y, x0:x1]  # zero-based views: loops Numba can vectorise
-            if not active[b]:
+            if uniform[b]:
+                result = _uniform_result(kernel, value[b], known)
                 for j in range(width):
-                    target[j] = 0
+                    target[j] = result
             else:
                 for i in range(x0, x1 + n - 1):
                     padded[i] = float(row[min(max(i - half, 0), columns - 1)])
@@ -213,34 +241,48 @@ def blur_columns(image, kernel, out):
     """One vertical pass of ``-blur`` (the Nx1 kernel, ``blur:...+90``), rounded to Quantum.
 
     ``out[y, x] = sum over v of kernel[n-1-v] * image[y - n//2 + v, x]``, summed from v = 0 up. Blocks
-    of columns whose window holds only zeros are set to 0 without summing, as in :func:`blur_rows`.
+    of columns whose window (the block's columns in rows y - n//2 up to y + n//2, edge rows repeated)
+    holds one value are filled with the sum of one such pixel, as in :func:`blur_rows`.
     """
     rows, columns = image.shape[0], image.shape[1]
     n = kernel.shape[0]
     half = n // 2
     blocks = (columns + BLOCK - 1) // BLOCK
-    flags = np.zeros((rows, blocks), dtype=np.bool_)
+    # run[r, b]: how many rows up to row r hold one and the same value in block b's columns (0: row r
+    # does not), so a window of rows is uniform when the run at its last row covers it.
+    row_uniform = np.empty(blocks, dtype=np.bool_)
+    row_value = np.empty((rows, blocks), dtype=image.dtype)
+    run = np.empty((rows, blocks), dtype=np.int32)
     for y in range(rows):
-        _block_flags(image[y], flags[y])
-    acc = np.empty(columns, dtype=np.float64)
-    active = np.zeros(blocks, dtype=np.bool_)
-    for y in range(rows):
+        _uniform_windows(image[y], 0, row_uniform, row_value[y])
         for b in range(blocks):
-            active[b] = False
-            for v in range(n):
-                active[b] |= flags[min(max(y - half + v, 0), rows - 1), b]
+            if not row_uniform[b]:
+                run[y, b] = 0
+            elif y > 0 and run[y - 1, b] > 0 and row_value[y - 1, b] == row_value[y, b]:
+                run[y, b] = run[y - 1, b] + 1
+            else:
+                run[y, b] = 1
+    uniform = np.empty(blocks, dtype=np.bool_)  # whether each block's window at row y holds one value
+    known = np.full(65536, -1, dtype=np.int32)  # results of uniform windows, by value (any Quantum)
+    acc = np.empty(columns, dtype=np.float64)
+    for y in range(rows):
+        top, bottom = max(y - half, 0), min(y + half, rows - 1)  # the window's rows, edge rows repeated
+        value = row_value[bottom]
+        for b in range(blocks):
+            uniform[b] = run[bottom, b] > bottom - top
         b = 0
         while b < blocks:
             end = b + 1
-            while end < blocks and active[end] == active[b]:
+            while end < blocks and _alike(uniform, value, b, end):
                 end += 1
             x0 = b * BLOCK
             x1 = min(columns, end * BLOCK)
             width = x1 - x0
             target = out[y, x0:x1]
-            if not active[b]:
+            if uniform[b]:
+                result = _uniform_result(kernel, value[b], known)
                 for j in range(width):
-                    target[j] = 0
+                    target[j] = result
             else:
                 sums = acc[x0:x1]
                 for j in range(width):
