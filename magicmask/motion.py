@@ -108,8 +108,9 @@ def measure(mask: np.ndarray) -> Measure:
     c0, c1 = _span(by_column)
     crop = np.array(band[:, c0:c1])  # a copy: the mask itself is not kept
     total = int(by_row.sum())
-    x = float(by_column[c0:c1].astype(np.float64) @ np.arange(c0, c1, dtype=np.float64)) / total
-    y = float(by_row[r0:r1].astype(np.float64) @ np.arange(r0, r1, dtype=np.float64)) / total
+    # exact integer moments (at most 65535 * rows * columns**2: far below 2**64), no BLAS call
+    x = int((by_column[c0:c1] * np.arange(c0, c1, dtype=np.uint64)).sum()) / total
+    y = int((by_row[r0:r1] * np.arange(r0, r1, dtype=np.uint64)).sum()) / total
     half = (top + 1) // 2  # 128 of 255, 32768 of 65535: at least 50%
     inside_rows = _span(crop.max(axis=1) >= half)
     box = None
