@@ -145,7 +145,7 @@ def test_pillow_reads_eight_bit_tiffs_as_tifffile_does(folder):
         assert fast is not None and fast.mode == general.mode
         assert np.array_equal(np.asarray(fast), np.asarray(general))
         for image in (fast, general):
-            image.thumbnail((40, 30), Image.Resampling.LANCZOS, reducing_gap=2.0)
+            image.thumbnail((40, 30), Image.Resampling.LANCZOS, reducing_gap=sheet.REDUCING_GAP)
         assert np.array_equal(np.asarray(fast.convert("RGB")), np.asarray(general.convert("RGB")))
     deep = golden_frames("walk10")[1].read_bytes()
     assert sheet._pillow_tiff(deep) is None  # 16-bit: tifffile's path, scaled as ImageMagick does
