@@ -106,7 +106,9 @@ def test_jpeg_bytes_chooses_by_the_share_of_alike_blocks(monkeypatch):
     mostly_black[:16, :16] = RNG.integers(0, 256, (16, 16, 3))  # 4 of 64 blocks busy
     busy = RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     expected = {id(a): native.pillow_jpeg_bytes(a, native._jfif_density(picture), b"") for a in (mostly_black, busy)}
-    assert _jpeg.alike_blocks(mostly_black) == 60 and _jpeg.alike_blocks(busy) == 0
+    marks = np.empty((8, 8), dtype=np.uint8)
+    assert _jpeg.alike_blocks(mostly_black, marks) == 60 and marks[:2, :2].sum() == 0 and marks.sum() == 60
+    assert _jpeg.alike_blocks(busy, marks) == 0
     calls = []
     real = native.pillow_jpeg_bytes
     monkeypatch.setattr(native, "pillow_jpeg_bytes", lambda *args: calls.append(args) or real(*args))

@@ -191,38 +191,45 @@ def _bits(value):
     return n
 
 
-@njit(inline="always", **_OPTIONS)
-def _alike(lines, y0, start, channels):
-    """Whether the 8x8 pixels at row ``y0``, byte ``start`` of ``lines`` (rows, columns * channels) are all alike."""
-    differ = 0
-    width = 8 * channels
-    first = lines[y0, start : start + width]
-    for j in range(channels, width):  # no early exit: the ORs vectorise
-        differ |= first[j] ^ first[j - channels]
-    for v in range(1, 8):
-        line = lines[y0 + v, start : start + width]
-        for j in range(width):
-            differ |= line[j] ^ first[j]
-    return differ == 0
-
-
 @njit(**_OPTIONS)
-def alike_blocks(samples):
-    """How many of the whole 8x8 blocks of ``samples`` (rows, columns, channels) have all pixels alike."""
+def alike_blocks(samples, alike):
+    """Mark in ``alike`` (rows // 8, columns // 8) the whole 8x8 blocks of ``samples`` (rows, columns, channels)
+    whose pixels are all alike, and return how many there are.
+
+    Each band of 8 rows is compared with its first row, sample by sample along the whole band (loops that
+    vectorise), then each block's part of that first row with its own first pixel.
+    """
     rows, columns, channels = samples.shape
     lines = samples.reshape(rows, columns * channels)
+    width = columns * channels
+    differ = np.empty(width, dtype=np.uint8)  # per sample of the band: the bits where a row differs from the first
     count = 0
-    for by in range(rows // 8):
-        for bx in range(columns // 8):
-            count += _alike(lines, by * 8, bx * 8 * channels, channels)
+    for by in range(alike.shape[0]):
+        first = lines[by * 8]
+        for j in range(width):
+            differ[j] = 0
+        for v in range(1, 8):
+            line = lines[by * 8 + v]
+            for j in range(width):  # no early exit: the ORs vectorise
+                differ[j] |= line[j] ^ first[j]
+        for bx in range(alike.shape[1]):
+            start = bx * 8 * channels
+            bits = 0
+            for j in range(start, start + 8 * channels):
+                bits |= differ[j]
+            for j in range(start + channels, start + 8 * channels):  # the first row's pixels alike
+                bits |= first[j] ^ first[j - channels]
+            flat = 1 if bits == 0 else 0
+            alike[by, bx] = flat
+            count += flat
     return count
 
 
 @njit(**_OPTIONS)
-def coefficients(samples, ycc, recip, zigzag, coefs, last, counts):
+def coefficients(samples, alike, ycc, recip, zigzag, coefs, last, counts):
     """Quantised coefficients of every block, in zigzag order, and the symbol counts of every Huffman table.
 
-    ``samples`` (rows, columns, 1 or 3) uint8; ``coefs`` (block rows, block columns, components, 64) int16,
+    ``samples`` (rows, columns, 1 or 3) uint8; ``alike``: :func:`alike_blocks`'s marks; ``coefs`` (block rows, block columns, components, 64) int16,
     written up to ``last`` (block rows, block columns, components), the zigzag index of each block's last
     non-zero coefficient (0 when there is none past the DC); ``counts`` (4, 257): DC luma, AC luma, DC chroma, AC chroma. Returns the number of blocks whose samples
     were all alike (no DCT needed), counted per component.
@@ -232,14 +239,13 @@ def coefficients(samples, ycc, recip, zigzag, coefs, last, counts):
     block = np.empty((components, 64), dtype=np.int64)
     last_dc = np.zeros(components, dtype=np.int64)
     flat = 0
-    lines = samples.reshape(rows, columns * channels)
     for by in range(block_rows):
         for bx in range(block_columns):
             y0, x0 = by * 8, bx * 8
-            alike = y0 + 8 <= rows and x0 + 8 <= columns and _alike(lines, y0, x0 * channels, channels)
-            for v in range(1 if alike else 8):
+            flat_block = y0 + 8 <= rows and x0 + 8 <= columns and alike[by, bx]
+            for v in range(1 if flat_block else 8):
                 y = min(y0 + v, rows - 1)
-                for u in range(1 if alike else 8):
+                for u in range(1 if flat_block else 8):
                     x = min(x0 + u, columns - 1)
                     if channels == 1:
                         block[0, v * 8 + u] = np.int64(samples[y, x, 0]) - 128
@@ -254,7 +260,7 @@ def coefficients(samples, ycc, recip, zigzag, coefs, last, counts):
                 table = 0 if c == 0 else 1
                 out = coefs[by, bx, c]
                 work = block[c]
-                same = alike
+                same = flat_block
                 if not same:
                     same = True
                     for i in range(1, 64):
@@ -472,23 +478,26 @@ class Encoder:
         self.tables = [quant_table(LUMINANCE, quality), quant_table(CHROMINANCE, quality)]
         self.recip = np.stack([reciprocals(table) for table in self.tables])
 
-    def coefficients(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    def coefficients(self, samples: np.ndarray, alike: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
         """The quantised blocks of ``samples`` (rows, columns, 1 or 3), the Huffman counts, and the number
-        of flat blocks."""
+        of flat blocks; ``alike``: :func:`alike_blocks`'s marks, when already made."""
         rows, columns, channels = samples.shape
+        if alike is None:
+            alike = np.empty((rows // 8, columns // 8), dtype=np.uint8)
+            alike_blocks(samples, alike)
         coefs = np.empty((-(-rows // 8), -(-columns // 8), 1 if channels == 1 else 3, 64), dtype=np.int16)
         last = np.empty(coefs.shape[:3], dtype=np.int8)
         counts = np.zeros((4, 257), dtype=np.int64)
-        flat = coefficients(samples, YCC, self.recip, ZIGZAG, coefs, last, counts)
+        flat = coefficients(samples, alike, YCC, self.recip, ZIGZAG, coefs, last, counts)
         return (coefs, last), counts, flat
 
-    def encode(self, samples: np.ndarray, density: tuple[int, int, int] = (0, 1, 1), comment: bytes = b"", blocks=None) -> bytes:
+    def encode(self, samples: np.ndarray, density: tuple[int, int, int] = (0, 1, 1), comment: bytes = b"", alike: np.ndarray | None = None) -> bytes:
         """JPEG bytes of 8-bit ``samples`` (rows, columns, 1 or 3): JFIF with ``density`` (unit, x, y) and
-        ``comment`` (a COM marker when not empty). ``blocks``: what :meth:`coefficients` returned, if known."""
+        ``comment`` (a COM marker when not empty). ``alike``: :func:`alike_blocks`'s marks, if made."""
         rows, columns, channels = samples.shape
         if not (0 < rows < 65536 and 0 < columns < 65536 and channels in (1, 3) and samples.dtype == np.uint8):
             raise ValueError(f"cannot encode {samples.dtype} samples of shape {samples.shape} as baseline JPEG")
-        (coefs, last), counts, _ = self.coefficients(np.ascontiguousarray(samples)) if blocks is None else blocks
+        (coefs, last), counts, _ = self.coefficients(np.ascontiguousarray(samples), alike)
         components = coefs.shape[2]
         used = 2 if components == 1 else 4
         bits = np.zeros((4, 17), dtype=np.int64)

@@ -821,10 +821,10 @@ def jpeg_bytes(samples: np.ndarray, picture: Picture) -> bytes:
     samples = np.ascontiguousarray(samples)
     density = _jfif_density(picture)
     comment = picture.description or b""
-    blocks = (samples.shape[0] // 8) * (samples.shape[1] // 8)
+    alike = np.empty((samples.shape[0] // 8, samples.shape[1] // 8), dtype=np.uint8)
     own = len(comment) <= _jpeg.MAX_COMMENT
-    if own and blocks and _jpeg.alike_blocks(samples) >= ALIKE_SHARE * blocks:
-        return _jpeg_encoder().encode(samples, density, comment)
+    if own and alike.size and _jpeg.alike_blocks(samples, alike) >= ALIKE_SHARE * alike.size:
+        return _jpeg_encoder().encode(samples, density, comment, alike)
     try:
         return pillow_jpeg_bytes(samples, density, comment)
     except OSError:  # Pillow's buffer for optimised tables holds as many bytes as pixels: noise needs more
