@@ -35,8 +35,10 @@ def main():
         env = {**os.environ, "PYTHONPATH": str(tree)}
         return [sys.executable, "-m", "magicmask.cli", "run", str(video), "-o", str(folder), "-q", *([] if args.sheet else ["--no-sheet"])], env
 
+    # Each tree's command runs in that tree: `python -m` puts the working folder first on sys.path, before
+    # PYTHONPATH, so from this tree's root the other tree's command would run this tree's code.
     for name, tree in trees.items():  # compile each tree's Numba cache before timing
-        subprocess.run(command(tree, fresh(OUT / f"warm-{name}"))[0], env=command(tree, OUT)[1], check=True)
+        subprocess.run(command(tree, fresh(OUT / f"warm-{name}"))[0], cwd=tree, env=command(tree, OUT)[1], check=True)
     times = {name: [] for name in (["seed loop"] if not args.no_seed else []) + list(trees)}
     for round_ in range(args.rounds):
         print(f"  round {round_ + 1}:", end="", flush=True)
@@ -45,7 +47,7 @@ def main():
                 t, _ = measure(["bash", "-c", seed_loop_script(video)], cwd=fresh(OUT / "seed"), env=USER_ENV, memory=False)
             else:
                 argv, env = command(trees[name], fresh(OUT / f"run-{name}"))
-                t, _ = measure(argv, env=env, memory=False)
+                t, _ = measure(argv, cwd=trees[name], env=env, memory=False)
             times[name].append(t)
             print(f" {name} {t:.2f} s", end="", flush=True)
         print()
