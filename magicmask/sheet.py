@@ -72,7 +72,7 @@ def _eight_bit(samples: np.ndarray) -> np.ndarray:
 
 
 def _open(path: Path, box: tuple[int, int]):
-    """``path`` as an RGB Pillow image fitted into ``box``, or None when missing or unreadable."""
+    """``path`` as a gray or RGB Pillow image fitted into ``box``, or None when missing or unreadable."""
     try:
         data = path.read_bytes()
     except OSError:
@@ -81,7 +81,7 @@ def _open(path: Path, box: tuple[int, int]):
 
 
 def thumbnail_of_bytes(data: bytes, box: tuple[int, int]):
-    """A TIFF's or JPEG's bytes as an RGB Pillow image fitted into ``box``, or None when unreadable."""
+    """A TIFF's or JPEG's bytes as a gray or RGB Pillow image fitted into ``box``, or None when unreadable."""
     from PIL import Image
 
     try:
@@ -111,9 +111,9 @@ def thumbnail_of_samples(samples: np.ndarray, box: tuple[int, int]):
 def _fitted(image, box: tuple[int, int]):
     from PIL import Image
 
-    if image.mode in ("L", "RGB"):  # each band resampled alike: shrink first, then a third of the work
-        image.thumbnail(box, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
-        return image.convert("RGB")
+    if image.mode in ("L", "RGB"):  # each band resampled alike: shrink first; gray stays gray (a third of the
+        image.thumbnail(box, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)  # memory; pasted as RGB)
+        return image
     image = image.convert("RGB")
     image.thumbnail(box, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
     return image
@@ -126,7 +126,7 @@ def tile_box(size: tuple[int, int], width: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Thumbnails:
-    """A keyframe's three thumbnails (frame, mask, clean image; RGB Pillow images), made while it was rendered
+    """A keyframe's three thumbnails (frame, mask, clean image; gray or RGB Pillow images), made while it was rendered
     from the samples and bytes in hand, as :func:`contact_sheet` would make them from the files."""
 
     size: tuple[int, int]
