@@ -646,12 +646,12 @@ def run_jobs(
         for frame_job, rendered, error in outcomes:
             job = owner.pop(frame_job.frame)
             if error is None:  # written here, by this process, so an interruption never leaves half a file
-                hash_soon(write_atomic(frame_job.mask, rendered[0]))
-                hash_soon(write_atomic(frame_job.clean, rendered[1]))
+                hash_soon(write_atomic(frame_job.mask, rendered[0]), rendered[0])  # hashed from the bytes in hand
+                hash_soon(write_atomic(frame_job.clean, rendered[1]), rendered[1])
                 try:  # rendered on a cluster: measured and cut out here, from the bytes in hand
                     made = rendered[2] if len(rendered) > 2 else extras(frame_job, rendered[0])
                     if made.cutout is not None:
-                        hash_soon(write_atomic(frame_job.cutout, made.cutout))
+                        hash_soon(write_atomic(frame_job.cutout, made.cutout), made.cutout)
                     job.track.add(job.index[frame_job.frame], made.measure)
                     if made.thumbnails is not None:
                         job.thumbnails[frame_job.frame] = made.thumbnails

@@ -29,9 +29,12 @@ def sha256(path: str | os.PathLike) -> str:
     return _digest(key)
 
 
-def hash_soon(path: str | os.PathLike) -> None:
+def hash_soon(path: str | os.PathLike, data: bytes | None = None) -> None:
     """Start hashing a finished output in a background thread, so that :func:`sha256` (and the record
-    written at the end of a run) need not read it again. hashlib releases the GIL while it works."""
+    written at the end of a run) need not read it again. hashlib releases the GIL while it works.
+
+    ``data``: the bytes just written to ``path`` (hashed as they are, the file not read back).
+    """
     key = os.path.abspath(path)
     try:
         identity = _identity(os.stat(key))
@@ -40,7 +43,7 @@ def hash_soon(path: str | os.PathLike) -> None:
     with _LOCK:
         if key in _DIGESTS and _DIGESTS[key][0] == identity:
             return
-        _DIGESTS[key] = (identity, _HASHER.submit(_digest, key))
+        _DIGESTS[key] = (identity, _HASHER.submit(_digest, key) if data is None else _HASHER.submit(_digest_bytes, data))
 
 
 _LOCK = threading.Lock()
@@ -51,6 +54,10 @@ _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magicmask-hash")
 def _identity(stat: os.stat_result) -> tuple[int, int, int]:
     """What says a file is the one hashed: a new file (an atomic rename) has a new inode."""
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _digest_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _digest(path: str) -> str:
