@@ -95,80 +95,59 @@ def _descale(x, n):
     return (x + (1 << (n - 1))) >> n
 
 
+@njit(inline="always", **_OPTIONS)
+def _fdct_pass(block, start, stride, columns):
+    """One pass of jfdctint.c's jpeg_fdct_islow on the 8 samples ``block[start + k * stride]``: rows first
+    (results scaled up by 4, PASS1_BITS), then ``columns`` (that scaling removed, 8 left)."""
+    tmp0 = block[start] + block[start + 7 * stride]
+    tmp7 = block[start] - block[start + 7 * stride]
+    tmp1 = block[start + stride] + block[start + 6 * stride]
+    tmp6 = block[start + stride] - block[start + 6 * stride]
+    tmp2 = block[start + 2 * stride] + block[start + 5 * stride]
+    tmp5 = block[start + 2 * stride] - block[start + 5 * stride]
+    tmp3 = block[start + 3 * stride] + block[start + 4 * stride]
+    tmp4 = block[start + 3 * stride] - block[start + 4 * stride]
+    tmp10 = tmp0 + tmp3
+    tmp13 = tmp0 - tmp3
+    tmp11 = tmp1 + tmp2
+    tmp12 = tmp1 - tmp2
+    if columns:
+        block[start] = _descale(tmp10 + tmp11, 2)
+        block[start + 4 * stride] = _descale(tmp10 - tmp11, 2)
+        bits = 15  # CONST_BITS + PASS1_BITS
+    else:
+        block[start] = (tmp10 + tmp11) << 2
+        block[start + 4 * stride] = (tmp10 - tmp11) << 2
+        bits = 11  # CONST_BITS - PASS1_BITS
+    z1 = (tmp12 + tmp13) * 4433  # FIX_0_541196100
+    block[start + 2 * stride] = _descale(z1 + tmp13 * 6270, bits)
+    block[start + 6 * stride] = _descale(z1 - tmp12 * 15137, bits)
+    z1 = tmp4 + tmp7
+    z2 = tmp5 + tmp6
+    z3 = tmp4 + tmp6
+    z4 = tmp5 + tmp7
+    z5 = (z3 + z4) * 9633
+    tmp4 = tmp4 * 2446
+    tmp5 = tmp5 * 16819
+    tmp6 = tmp6 * 25172
+    tmp7 = tmp7 * 12299
+    z1 = -z1 * 7373
+    z2 = -z2 * 20995
+    z3 = -z3 * 16069 + z5
+    z4 = -z4 * 3196 + z5
+    block[start + 7 * stride] = _descale(tmp4 + z1 + z3, bits)
+    block[start + 5 * stride] = _descale(tmp5 + z2 + z4, bits)
+    block[start + 3 * stride] = _descale(tmp6 + z2 + z3, bits)
+    block[start + stride] = _descale(tmp7 + z1 + z4, bits)
+
+
 @njit(**_OPTIONS)
 def _fdct_islow(block):
     """jfdctint.c's jpeg_fdct_islow in place on 64 level-shifted samples (int64), results scaled by 8."""
     for row in range(8):
-        o = row * 8
-        tmp0 = block[o] + block[o + 7]
-        tmp7 = block[o] - block[o + 7]
-        tmp1 = block[o + 1] + block[o + 6]
-        tmp6 = block[o + 1] - block[o + 6]
-        tmp2 = block[o + 2] + block[o + 5]
-        tmp5 = block[o + 2] - block[o + 5]
-        tmp3 = block[o + 3] + block[o + 4]
-        tmp4 = block[o + 3] - block[o + 4]
-        tmp10 = tmp0 + tmp3
-        tmp13 = tmp0 - tmp3
-        tmp11 = tmp1 + tmp2
-        tmp12 = tmp1 - tmp2
-        block[o] = (tmp10 + tmp11) << 2
-        block[o + 4] = (tmp10 - tmp11) << 2
-        z1 = (tmp12 + tmp13) * 4433
-        block[o + 2] = _descale(z1 + tmp13 * 6270, 11)
-        block[o + 6] = _descale(z1 - tmp12 * 15137, 11)
-        z1 = tmp4 + tmp7
-        z2 = tmp5 + tmp6
-        z3 = tmp4 + tmp6
-        z4 = tmp5 + tmp7
-        z5 = (z3 + z4) * 9633
-        tmp4 = tmp4 * 2446
-        tmp5 = tmp5 * 16819
-        tmp6 = tmp6 * 25172
-        tmp7 = tmp7 * 12299
-        z1 = -z1 * 7373
-        z2 = -z2 * 20995
-        z3 = -z3 * 16069 + z5
-        z4 = -z4 * 3196 + z5
-        block[o + 7] = _descale(tmp4 + z1 + z3, 11)
-        block[o + 5] = _descale(tmp5 + z2 + z4, 11)
-        block[o + 3] = _descale(tmp6 + z2 + z3, 11)
-        block[o + 1] = _descale(tmp7 + z1 + z4, 11)
-    for col in range(8):
-        tmp0 = block[col] + block[col + 56]
-        tmp7 = block[col] - block[col + 56]
-        tmp1 = block[col + 8] + block[col + 48]
-        tmp6 = block[col + 8] - block[col + 48]
-        tmp2 = block[col + 16] + block[col + 40]
-        tmp5 = block[col + 16] - block[col + 40]
-        tmp3 = block[col + 24] + block[col + 32]
-        tmp4 = block[col + 24] - block[col + 32]
-        tmp10 = tmp0 + tmp3
-        tmp13 = tmp0 - tmp3
-        tmp11 = tmp1 + tmp2
-        tmp12 = tmp1 - tmp2
-        block[col] = _descale(tmp10 + tmp11, 2)
-        block[col + 32] = _descale(tmp10 - tmp11, 2)
-        z1 = (tmp12 + tmp13) * 4433
-        block[col + 16] = _descale(z1 + tmp13 * 6270, 15)
-        block[col + 48] = _descale(z1 - tmp12 * 15137, 15)
-        z1 = tmp4 + tmp7
-        z2 = tmp5 + tmp6
-        z3 = tmp4 + tmp6
-        z4 = tmp5 + tmp7
-        z5 = (z3 + z4) * 9633
-        tmp4 = tmp4 * 2446
-        tmp5 = tmp5 * 16819
-        tmp6 = tmp6 * 25172
-        tmp7 = tmp7 * 12299
-        z1 = -z1 * 7373
-        z2 = -z2 * 20995
-        z3 = -z3 * 16069 + z5
-        z4 = -z4 * 3196 + z5
-        block[col + 56] = _descale(tmp4 + z1 + z3, 15)
-        block[col + 40] = _descale(tmp5 + z2 + z4, 15)
-        block[col + 24] = _descale(tmp6 + z2 + z3, 15)
-        block[col + 8] = _descale(tmp7 + z1 + z4, 15)
+        _fdct_pass(block, row * 8, 1, False)
+    for column in range(8):
+        _fdct_pass(block, column, 8, True)
 
 
 @njit(**_OPTIONS)
