@@ -358,6 +358,23 @@ def _codes(bits, values, code_of, size_of):
         code <<= 1
 
 
+@njit(inline="always", **_OPTIONS)
+def _put(out, n, buffer, pending, bits, count):
+    """Append the low ``count`` bits of ``bits`` to the bit buffer (``pending`` bits of ``buffer``) and move its
+    whole bytes to ``out`` from ``n`` on, each 0xFF followed by 0x00. Returns the buffer, its bits and ``n``."""
+    buffer = (buffer << count) | bits
+    pending += count
+    while pending >= 8:
+        pending -= 8
+        byte = (buffer >> pending) & 0xFF
+        out[n] = byte
+        n += 1
+        if byte == 0xFF:
+            out[n] = 0
+            n += 1
+    return buffer & ((1 << pending) - 1), pending, n
+
+
 @njit(**_OPTIONS)
 def entropy_code(coefs, last, bits, values, out):
     """The scan's bytes into ``out``: every block's DC difference and AC runs with the tables given
@@ -393,56 +410,21 @@ def entropy_code(coefs, last, bits, values, out):
                         continue
                     else:
                         while run > 15:  # 16 zeros: ZRL
-                            buffer = (buffer << size_of[table + 1, 0xF0]) | code_of[table + 1, 0xF0]
-                            pending += size_of[table + 1, 0xF0]
-                            while pending >= 8:
-                                pending -= 8
-                                byte = (buffer >> pending) & 0xFF
-                                out[n] = byte
-                                n += 1
-                                if byte == 0xFF:
-                                    out[n] = 0
-                                    n += 1
+                            buffer, pending, n = _put(out, n, buffer, pending, code_of[table + 1, 0xF0], size_of[table + 1, 0xF0])
                             run -= 16
                         size = _bits(value)
                         symbol_table = table + 1
                         symbol = (run << 4) + size
                         run = 0
-                    buffer = (buffer << size_of[symbol_table, symbol]) | code_of[symbol_table, symbol]
-                    pending += size_of[symbol_table, symbol]
+                    buffer, pending, n = _put(out, n, buffer, pending, code_of[symbol_table, symbol], size_of[symbol_table, symbol])
                     if size:
                         if value < 0:
                             value -= 1  # the one's complement of |value|, in its low bits
-                        buffer = (buffer << size) | (value & ((1 << size) - 1))
-                        pending += size
-                    while pending >= 8:
-                        pending -= 8
-                        byte = (buffer >> pending) & 0xFF
-                        out[n] = byte
-                        n += 1
-                        if byte == 0xFF:
-                            out[n] = 0
-                            n += 1
-                    buffer &= (1 << pending) - 1
+                        buffer, pending, n = _put(out, n, buffer, pending, value & ((1 << size) - 1), size)
                 if end < 63:  # end of block
-                    buffer = (buffer << size_of[table + 1, 0]) | code_of[table + 1, 0]
-                    pending += size_of[table + 1, 0]
-                    while pending >= 8:
-                        pending -= 8
-                        byte = (buffer >> pending) & 0xFF
-                        out[n] = byte
-                        n += 1
-                        if byte == 0xFF:
-                            out[n] = 0
-                            n += 1
-                    buffer &= (1 << pending) - 1
+                    buffer, pending, n = _put(out, n, buffer, pending, code_of[table + 1, 0], size_of[table + 1, 0])
     if pending:  # the last byte filled with 1-bits
-        byte = ((buffer << (8 - pending)) | ((1 << (8 - pending)) - 1)) & 0xFF
-        out[n] = byte
-        n += 1
-        if byte == 0xFF:
-            out[n] = 0
-            n += 1
+        buffer, pending, n = _put(out, n, buffer, pending, (1 << (8 - pending)) - 1, 8 - pending)
     return n
 
 
