@@ -115,7 +115,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary name beside ``path``; rename it to ``path`` only when the block succeeds.
 
     The temporary file is removed on any error or interruption, so ``path`` is either the old file,
-    absent, or the complete new one: never half-written.
+    absent, or the complete new one: never half-written. The file is flushed to the disk (fsync) before
+    the rename, so that holds after a power cut too.
     """
     path = Path(path)
     folder = path.parent
@@ -131,6 +132,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         except OSError as exc:
             raise MagicmaskError(f"cannot write here: {exc.strerror}", folder, "choose a folder you can write to") from None
         yield tmp
+        _flush(tmp)  # on the disk before the name points at it: after a power cut, old or new, never empty
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
@@ -153,11 +155,17 @@ def write_atomic(path: str | os.PathLike, data: bytes, keep_identical: bool = Fa
         except OSError:
             pass
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        tmp.write_bytes(data)
     return Path(path)
+
+
+def _flush(path: Path) -> None:
+    """fsync a file that was written and closed (its data, before a rename makes it the output)."""
+    descriptor = os.open(path, os.O_RDWR)  # Windows commits only a file open for writing
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -50,6 +50,10 @@ from magicmask.media.ffmpeg import check_video_path
 from magicmask.media.probe import keyframe_count, keyframe_packet_times, keyframe_times
 from magicmask.motion import MOTION_NAME, PLOT_NAME, Track, plot, tsv_bytes
 from magicmask.sheet import INDEX_NAME, THUMBNAIL_WIDTH, Thumbnails
+
+THUMBNAILS_KEPT = 400
+"""The keyframes of a video whose sheet thumbnails are made while rendering and kept to the end (about
+230 KB each at 1080p: 90 MB for 400); the sheet reads the files of any further ones."""
 from magicmask.masks import FrameJob, Resume, extras, render
 from magicmask.options import Options
 from magicmask.params import MaskParams
@@ -337,7 +341,8 @@ class VideoJob:
             result.backgrounds[frame] = own.get(frame, base)
             params = chains.get(frame, chain)
             result.thresholds[frame] = params.threshold_map or params.threshold
-            job = FrameJob(frame, mask, clean, own.get(frame, base), params, options.engine, True, cutout_path(frame) if options.cutout else None, THUMBNAIL_WIDTH if options.sheet else None)
+            thumbnails = THUMBNAIL_WIDTH if options.sheet and index < THUMBNAILS_KEPT else None
+            job = FrameJob(frame, mask, clean, own.get(frame, base), params, options.engine, True, cutout_path(frame) if options.cutout else None, thumbnails)
             self.index[frame] = index
             if resume.done(job) and self._measured(index, job):
                 frame_done()
@@ -407,8 +412,8 @@ class VideoJob:
             extra.append(result.display)
         if options.sheet:
             thumbnails = {renamed.get(frame, frame): made for frame, made in self.thumbnails.items()}
-            result.sheet = contact_sheet(result.folder, frames=frames, title=f"{result.video.name}: {plural(len(frames), 'keyframe')} ({result.folder.name})", thumbnails=thumbnails)
             self.thumbnails.clear()
+            result.sheet = contact_sheet(result.folder, frames=frames, title=f"{result.video.name}: {plural(len(frames), 'keyframe')} ({result.folder.name})", thumbnails=thumbnails)
             extra.append(result.sheet)
         shared = [BACKGROUND_NAME] if BACKGROUND_NAME in made else []
         record = records.build(result.video, result.folder, frames, options, self.keyframes.pix_fmt, result.backgrounds, extra, result.warnings, result.thresholds, shared)
@@ -462,7 +467,9 @@ class VideoJob:
             raise MagicmaskError("another magicmask run took this folder over while this one ran (its lock was not refreshed for a minute)", self.result.folder, "run again once the other run is finished")
 
     def close(self) -> None:
-        """Stop ffmpeg and remove its temporary folder (if still running), and release the folder."""
+        """Stop ffmpeg and remove its temporary folder (if still running), release the folder, and let the
+        sheet's thumbnails go (a video that failed keeps none while the batch goes on)."""
+        self.thumbnails.clear()
         try:
             if self.keyframes is not None:
                 self.keyframes.close()

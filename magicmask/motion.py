@@ -108,9 +108,12 @@ def measure(mask: np.ndarray) -> Measure:
     c0, c1 = _span(by_column)
     crop = np.array(band[:, c0:c1])  # a copy: the mask itself is not kept
     total = int(by_row.sum())
-    # exact integer moments (at most 65535 * rows * columns**2: far below 2**64), no BLAS call
-    x = int((by_column[c0:c1] * np.arange(c0, c1, dtype=np.uint64)).sum()) / total
-    y = int((by_row[r0:r1] * np.arange(r0, r1, dtype=np.uint64)).sum()) / total
+    # exact integer moments, no BLAS call; they are at most top * rows * columns * max(rows, columns), which
+    # fits 64 bits up to about 8K frames: beyond, floating point (as near as the float sums get)
+    exact = top * size[0] * size[1] * max(size) < 2**63
+    kind = np.uint64 if exact else np.float64
+    x = (by_column[c0:c1].astype(kind) * np.arange(c0, c1, dtype=kind)).sum().item() / total
+    y = (by_row[r0:r1].astype(kind) * np.arange(r0, r1, dtype=kind)).sum().item() / total
     half = (top + 1) // 2  # 128 of 255, 32768 of 65535: at least 50%
     inside_rows = _span(crop.max(axis=1) >= half)
     box = None

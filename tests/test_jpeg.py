@@ -64,14 +64,24 @@ def test_noise_pillow_cannot_write_matches_convert(tmp_path):
     samples[RNG.integers(0, 270, 50), RNG.integers(0, 480, 50)] = 255
     frame = tmp_path / "noise.tiff"
     tifffile.imwrite(frame, samples, photometric="rgb")
-    with pytest.raises(OSError):
-        native.pillow_jpeg_bytes(samples, (0, 1, 1), b"")
     subprocess.run(["convert", str(frame), str(tmp_path / "noise.jpg")], check=True)
     assert native.jpeg_bytes(samples, native.read_picture(frame)) == (tmp_path / "noise.jpg").read_bytes()
 
 
+def test_when_pillow_cannot_write_a_jpeg_magicmask_s_encoder_does(monkeypatch):
+    busy = RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    picture = native.Picture(busy)
+    expected = native.pillow_jpeg_bytes(busy, native._jfif_density(picture), b"")
+
+    def fails(*args):
+        raise OSError("broken data stream when writing image file")
+
+    monkeypatch.setattr(native, "pillow_jpeg_bytes", fails)
+    assert native.jpeg_bytes(busy, picture) == expected
+
+
 def test_optimal_tables_keep_codes_to_16_bits():
-    """Counts growing like Fibonacci's numbers make a Huffman tree 40 deep; JPEG allows 16 bits."""
+    """Counts growing like Fibonacci's numbers make a Huffman tree deeper than 16; JPEG allows 16 bits."""
     counts = np.zeros(257, dtype=np.int64)
     a, b = 1, 1
     for symbol in range(40):
@@ -90,14 +100,18 @@ def test_optimal_tables_keep_codes_to_16_bits():
 def test_clean_images_of_a_clip_match_pillow_on_both_paths(clip_frames):
     """Clean images of real renders (mostly black: magicmask's encoder) and whole frames (busy: Pillow)."""
     background = native.load_background(clip_frames[0])
+    shares = []
     for frame in clip_frames[1:]:
         picture = native.read_picture(frame)
         _, clean, gray = native._foreground(background, picture, native.MaskParams())
         for samples in (clean[:, :, :1] if gray else clean, picture.samples):
             samples = np.ascontiguousarray(samples)
+            marks = np.empty((samples.shape[0] // 8, samples.shape[1] // 8), dtype=np.uint8)
+            shares.append(_jpeg.alike_blocks(samples, marks) / marks.size)
             density = native._jfif_density(picture)
             ours = native._jpeg_encoder().encode(samples, density, picture.description or b"")
             assert ours == native.pillow_jpeg_bytes(samples, density, picture.description or b"") == native.jpeg_bytes(samples, picture)
+    assert min(shares[0::2]) >= native.ALIKE_SHARE > max(shares[1::2])  # clean images: own encoder; frames: Pillow
 
 
 def test_jpeg_bytes_chooses_by_the_share_of_alike_blocks(monkeypatch):

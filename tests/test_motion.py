@@ -222,3 +222,17 @@ def test_keyframe_times_that_cannot_be_read_leave_the_time_cells_empty_with_a_wa
     assert len(rows) == len(result.keyframes) == 3 and all(row["time"] is None for row in rows)
     assert any(row["area"] for row in rows)
     assert any("keyframes' times could not be read" in warning and type(error).__name__ in warning for warning in result.warnings), result.warnings
+
+
+def test_centroids_of_masks_too_large_for_64_bit_moments_are_computed_in_floating_point():
+    """An 8K 16-bit mask, white but for a black band: past the bound measure checks for exact 64-bit moments
+    (frames about 10K wide would wrap them), so they are summed in floating point."""
+    from magicmask.motion import measure
+
+    mask = np.full((4320, 7680), 65535, dtype=np.uint16)
+    mask[:, :1000] = 0
+    found = measure(mask)
+    assert found.x == pytest.approx((1000 + 7679) / 2, abs=1e-6)
+    assert found.y == pytest.approx(4319 / 2, abs=1e-6)
+    small = measure(mask[::8, ::8])  # exact integer moments at this size
+    assert small.x == pytest.approx((125 + 959) / 2, abs=1e-9)

@@ -226,7 +226,7 @@ def test_a_run_makes_the_sheet_from_thumbnails_made_while_rendering_the_same_as_
     from magicmask import sheet
     from magicmask.sample import make_sample_video
 
-    video = make_sample_video(tmp_path / "clip.mp4", width=160, height=90, count=30, keyint=10, deep=deep)
+    video = make_sample_video(tmp_path / "clip.mp4", width=500, height=282, count=30, keyint=10, deep=deep)  # shrunk: reduce, Lanczos, JPEG draft
     opened = []
     real_open = sheet._open
     monkeypatch.setattr(sheet, "_open", lambda path, box: opened.append(path) or real_open(path, box))

@@ -29,6 +29,7 @@ from numba import njit
 
 _OPTIONS = dict(nogil=True, cache=True)
 MAX_COMMENT = 65533  # the most bytes a COM marker holds
+MAX_SIDE = 65500  # libjpeg's JPEG_MAX_DIMENSION: it refuses larger images
 
 # jpeg_natural_order: the zigzag sequence of coefficients, as natural (row-major) indices
 ZIGZAG = np.array([
@@ -283,7 +284,7 @@ def coefficients(samples, alike, ycc, recip, zigzag, coefs, last, counts):
 def optimal_table(counts, bits, values):
     """jchuff.c's jpeg_gen_optimal_table: code lengths from symbol counts, limited to 16 bits.
 
-    ``counts`` (257,) is changed; ``bits`` (17,) gets the number of codes of each length, ``values`` the
+    ``counts`` (257,) is left as it is; ``bits`` (17,) gets the number of codes of each length, ``values`` the
     symbols by code length then value. Returns the number of symbols.
     """
     freq = counts.copy()
@@ -318,6 +319,8 @@ def optimal_table(counts, bits, values):
             codesize[c2] += 1
     lengths = np.zeros(33, dtype=np.int64)
     for i in range(257):
+        if codesize[i] > 32:  # libjpeg stops here too ("Huffman code size table overflow")
+            raise ValueError("a Huffman code longer than 32 bits")
         if codesize[i]:
             lengths[codesize[i]] += 1
     for i in range(32, 16, -1):
@@ -456,7 +459,7 @@ class Encoder:
         """JPEG bytes of 8-bit ``samples`` (rows, columns, 1 or 3): JFIF with ``density`` (unit, x, y) and
         ``comment`` (a COM marker when not empty). ``alike``: :func:`alike_blocks`'s marks, if made."""
         rows, columns, channels = samples.shape
-        if not (0 < rows < 65536 and 0 < columns < 65536 and channels in (1, 3) and samples.dtype == np.uint8):
+        if not (0 < rows <= MAX_SIDE and 0 < columns <= MAX_SIDE and channels in (1, 3) and samples.dtype == np.uint8):
             raise ValueError(f"cannot encode {samples.dtype} samples of shape {samples.shape} as baseline JPEG")
         (coefs, last), counts, _ = self.coefficients(np.ascontiguousarray(samples), alike)
         components = coefs.shape[2]

@@ -88,7 +88,9 @@ def _identity_of(video: Path) -> tuple | None:
         stat = video.stat()
     except OSError:
         return None
-    return (os.path.realpath(video), stat.st_size, stat.st_mtime_ns) if S_ISREG(stat.st_mode) else None
+    # the inode and the change time too: a file replaced by one of the same size and modification time
+    # (cp -p, rsync -t) is another file
+    return (os.path.realpath(video), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns) if S_ISREG(stat.st_mode) else None
 
 
 def probe_soon(video: str | os.PathLike) -> None:
