@@ -12,8 +12,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Callable
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,9 +119,18 @@ def _fitted(image, box: tuple[int, int]):
     return image
 
 
+def _frame_size(frame: Path | None, thumbnails: Mapping[Path, Thumbnails] | None = None) -> tuple[int, int]:
+    """The width and height of ``frame``, from its thumbnails when made, else its file; 4x3 when unknown."""
+    made = (thumbnails or {}).get(frame)
+    if made is not None:
+        return made.size
+    first = _open(frame, (1 << 16, 1 << 16)) if frame is not None else None
+    return (first.width, first.height) if first is not None else (4, 3)
+
+
 def tile_box(size: tuple[int, int], width: int) -> tuple[int, int]:
     """The box a thumbnail ``width`` wide of a frame of ``size`` (width, height) is fitted into."""
-    return width, max(1, int(round(width * size[1] / size[0])))
+    return width, max(1, int(round(width * (size[1] / size[0]))))
 
 
 @dataclass(frozen=True)
@@ -277,17 +285,12 @@ def contact_sheet(
     output = Path(output) if output is not None else folder / SHEET_NAME
     title = title if title is not None else _title(folder, len(frames))
     thumbnails = thumbnails or {}
-    made = thumbnails.get(frames[0])
-    if made is not None:
-        aspect = made.size[1] / made.size[0]
-    else:
-        first = _open(frames[0], (1 << 16, 1 << 16))
-        aspect = first.height / first.width if first is not None else 0.75
+    size = _frame_size(frames[0], thumbnails)
     font, small, big = _font(LABEL), _font(12), _font(18)
     top = 18 + 12 + 4 * PAD  # title and legend
     label_height = LABEL + PAD
     while True:
-        tile_height = max(1, int(round(width * aspect)))
+        tile_height = tile_box(size, width)[1]
         cell = (len(COLUMNS) * (width + PAD) - PAD, label_height + tile_height)
         columns = grid_columns(len(frames), cell, top)
         sheet_width, sheet_height = _extent(columns, -(-len(frames) // columns), cell, top)
@@ -310,7 +313,7 @@ def contact_sheet(
         for start in range(0, len(frames), _ROWS_AT_ONCE):
             chunk = frames[start : start + _ROWS_AT_ONCE]
             made = [thumbnails.get(frame) for frame in chunk]
-            made = [m.images if m is not None and m.width == width and tile_box(m.size, width)[1] == tile_height else None for m in made]
+            made = [m.images if m is not None and m.width == width and m.size == size else None for m in made]
             opened = iter(pool.map(lambda path: _open(path, (width, tile_height)), [path for frame, m in zip(chunk, made) if m is None for path in cells(frame)]))
             images = iter([image for m in made for image in (m if m is not None else [next(opened) for _ in COLUMNS])])
             for number, frame in enumerate(chunk, start):
@@ -383,11 +386,9 @@ def index_sheet(folders: list[str | os.PathLike], output: str | os.PathLike, wid
         chosen.append([frames[i] for i in spread(len(frames), shown)])
     titles = titles or [_title(folder, len(sheet_frames(folder)) if folder.is_dir() else 0) for folder in folders]
     sample = next((frames[0] for frames in chosen if frames), None)
-    first = _open(sample, (1 << 16, 1 << 16)) if sample is not None else None
-    aspect = first.height / first.width if first is not None else 0.75
     font, small, big = _font(LABEL), _font(12), _font(18)
     top = 18 + 12 + 4 * PAD
-    tile_height = max(1, int(round(width * aspect)))
+    tile_height = tile_box(_frame_size(sample), width)[1]
     label_height = LABEL + PAD
     cell = (shown * (width + PAD) - PAD, label_height + tile_height)
     columns = grid_columns(len(folders), cell, top)
