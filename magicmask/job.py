@@ -50,15 +50,14 @@ from magicmask.media.ffmpeg import check_video_path
 from magicmask.media.probe import keyframe_count, keyframe_packet_times, keyframe_times
 from magicmask.motion import MOTION_NAME, PLOT_NAME, Track, plot, tsv_bytes
 from magicmask.sheet import INDEX_NAME, THUMBNAIL_WIDTH, Thumbnails
-
-THUMBNAILS_KEPT = 400
-"""The keyframes of a video whose sheet thumbnails are made while rendering and kept to the end (about
-230 KB each at 1080p: 90 MB for 400); the sheet reads the files of any further ones."""
 from magicmask.masks import FrameJob, Resume, extras, render
 from magicmask.options import Options
 from magicmask.params import MaskParams
 
 DONE, UP_TO_DATE, FAILED = "done", "up to date", "failed"
+THUMBNAILS_KEPT = 400
+"""The keyframes of a video whose sheet thumbnails are made while rendering and kept to the end (about
+230 KB each at 1080p: 90 MB for 400); the sheet reads the files of any further ones."""
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: ``frames`` counts the keyframes of every video (the total is an estimate,

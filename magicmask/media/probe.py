@@ -35,8 +35,7 @@ def _has_ffprobe() -> bool:
 def _probe_info(video: Path) -> dict:
     """ffprobe's JSON for ``video`` (a checked path), from :func:`probe_soon`'s process when it was started;
     kept for the next call about the same unchanged file (a run asks several times: keyframes, their times)."""
-    identity = _identity_of(video)
-    key = None if identity is None else (*identity, shutil.which("ffprobe"))
+    key = _probed_key(_identity_of(video))
     with _PROBED_LOCK:
         known = _PROBED.get(key)
     if known is not None:
@@ -56,6 +55,11 @@ def _probe_info(video: Path) -> dict:
 _PROBED: dict[tuple, dict] = {}
 _PROBED_LOCK = threading.Lock()
 _PROBED_KEPT = 64
+
+
+def _probed_key(identity: tuple | None) -> tuple | None:
+    """The key of a file's answer in ``_PROBED``: the file, and the ffprobe that answered (None: packets.py)."""
+    return None if identity is None else (*identity, shutil.which("ffprobe"))
 
 
 def _probe_json(args: list[str], video, *, started: subprocess.Popen | None = None, failed: str = "ffprobe failed", hint: str = "check that the file is a complete video", lines: int = 2) -> dict:
@@ -104,7 +108,7 @@ def probe_soon(video: str | os.PathLike) -> None:
     if key is None or shutil.which("ffprobe") is None:
         return
     with _PROBED_LOCK:
-        if (*key, shutil.which("ffprobe")) in _PROBED:
+        if _probed_key(key) in _PROBED:
             return
     with _EARLY_LOCK:
         if key not in _EARLY:
