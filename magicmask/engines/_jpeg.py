@@ -209,16 +209,16 @@ def alike_blocks(samples, alike):
 def coefficients(samples, alike, ycc, recip, zigzag, coefs, last, counts):
     """Quantised coefficients of every block, in zigzag order, and the symbol counts of every Huffman table.
 
-    ``samples`` (rows, columns, 1 or 3) uint8; ``alike``: :func:`alike_blocks`'s marks; ``coefs`` (block rows, block columns, components, 64) int16,
+    ``samples`` (rows, columns, 1 or 3) uint8; ``alike``: :func:`alike_blocks`'s marks; ``coefs`` (block rows,
+    block columns, components, 64) int16,
     written up to ``last`` (block rows, block columns, components), the zigzag index of each block's last
-    non-zero coefficient (0 when there is none past the DC); ``counts`` (4, 257): DC luma, AC luma, DC chroma, AC chroma. Returns the number of blocks whose samples
-    were all alike (no DCT needed), counted per component.
+    non-zero coefficient (0 when there is none past the DC); ``counts`` (4, 257): DC luma, AC luma, DC
+    chroma, AC chroma. A block whose samples are all alike needs no DCT.
     """
     rows, columns, channels = samples.shape
     block_rows, block_columns, components = coefs.shape[0], coefs.shape[1], coefs.shape[2]
     block = np.empty((components, 64), dtype=np.int64)
     last_dc = np.zeros(components, dtype=np.int64)
-    flat = 0
     for by in range(block_rows):
         for bx in range(block_columns):
             y0, x0 = by * 8, bx * 8
@@ -248,7 +248,6 @@ def coefficients(samples, alike, ycc, recip, zigzag, coefs, last, counts):
                             same = False
                             break
                 if same:  # a flat block: the DCT gives 64 times its level, and nothing else
-                    flat += 1
                     out[0] = _quantise(64 * work[0], recip, table, 0)
                     last[by, bx, c] = 0
                 else:
@@ -277,7 +276,6 @@ def coefficients(samples, alike, ycc, recip, zigzag, coefs, last, counts):
                         run = 0
                 if last[by, bx, c] < 63:
                     ac[0] += 1
-    return flat
 
 
 @njit(**_OPTIONS)
@@ -348,8 +346,9 @@ def optimal_table(counts, bits, values):
 
 
 @njit(**_OPTIONS)
-def _codes(bits, values, code_of, size_of):
-    """jchuff.c's jpeg_make_c_derived_tbl: canonical codes of ``values`` from the counts per length."""
+def codes(bits, values, code_of, size_of):
+    """jchuff.c's jpeg_make_c_derived_tbl: canonical codes of ``values`` and their lengths, from the number
+    of codes of each length (a table's row of ``bits``, ``values``, ``code_of`` and ``size_of``)."""
     code = 0
     p = 0
     for length in range(1, 17):
@@ -379,14 +378,10 @@ def _put(out, n, buffer, pending, bits, count):
 
 
 @njit(**_OPTIONS)
-def entropy_code(coefs, last, bits, values, out):
-    """The scan's bytes into ``out``: every block's DC difference and AC runs with the tables given
-    (``bits`` (4, 17), ``values`` (4, 256)), 0xFF stuffed, padded with 1-bits.
-    Returns the number of bytes written."""
-    code_of = np.zeros((4, 256), dtype=np.int64)
-    size_of = np.zeros((4, 256), dtype=np.int64)
-    for t in range(4):
-        _codes(bits[t], values[t], code_of[t], size_of[t])
+def entropy_code(coefs, last, code_of, size_of, out):
+    """The scan's bytes into ``out``: every block's DC difference and AC runs with the tables' codes and
+    their lengths (``code_of``, ``size_of``: (4, 256), from :func:`codes`), 0xFF stuffed, padded with
+    1-bits. Returns the number of bytes written."""
     block_rows, block_columns, components = coefs.shape[0], coefs.shape[1], coefs.shape[2]
     last_dc = np.zeros(components, dtype=np.int64)
     buffer = np.int64(0)  # pending bits, the oldest first, in the low ``pending`` bits
@@ -442,44 +437,34 @@ class Encoder:
         self.tables = [quant_table(LUMINANCE, quality), quant_table(CHROMINANCE, quality)]
         self.recip = np.stack([reciprocals(table) for table in self.tables])
 
-    def coefficients(self, samples: np.ndarray, alike: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-        """The quantised blocks of ``samples`` (rows, columns, 1 or 3), the Huffman counts, and the number
-        of flat blocks; ``alike``: :func:`alike_blocks`'s marks, when already made."""
-        rows, columns, channels = samples.shape
-        if alike is None:
-            alike = np.empty((rows // 8, columns // 8), dtype=np.uint8)
-            alike_blocks(samples, alike)
-        coefs = np.empty((-(-rows // 8), -(-columns // 8), 1 if channels == 1 else 3, 64), dtype=np.int16)
-        last = np.empty(coefs.shape[:3], dtype=np.int8)
-        counts = np.zeros((4, 257), dtype=np.int64)
-        flat = coefficients(samples, alike, YCC, self.recip, ZIGZAG, coefs, last, counts)
-        return (coefs, last), counts, flat
-
     def encode(self, samples: np.ndarray, density: tuple[int, int, int] = (0, 1, 1), comment: bytes = b"", alike: np.ndarray | None = None) -> bytes:
         """JPEG bytes of 8-bit ``samples`` (rows, columns, 1 or 3): JFIF with ``density`` (unit, x, y) and
         ``comment`` (a COM marker when not empty). ``alike``: :func:`alike_blocks`'s marks, if made."""
         rows, columns, channels = samples.shape
         if not (0 < rows <= MAX_SIDE and 0 < columns <= MAX_SIDE and channels in (1, 3) and samples.dtype == np.uint8):
             raise ValueError(f"cannot encode {samples.dtype} samples of shape {samples.shape} as baseline JPEG")
-        (coefs, last), counts, _ = self.coefficients(np.ascontiguousarray(samples), alike)
-        components = coefs.shape[2]
+        samples = np.ascontiguousarray(samples)
+        if alike is None:
+            alike = np.empty((rows // 8, columns // 8), dtype=np.uint8)
+            alike_blocks(samples, alike)
+        components = 1 if channels == 1 else 3
+        coefs = np.empty((-(-rows // 8), -(-columns // 8), components, 64), dtype=np.int16)
+        last = np.empty(coefs.shape[:3], dtype=np.int8)
+        counts = np.zeros((4, 257), dtype=np.int64)
+        coefficients(samples, alike, YCC, self.recip, ZIGZAG, coefs, last, counts)
         used = 2 if components == 1 else 4
         bits = np.zeros((4, 17), dtype=np.int64)
         values = np.zeros((4, 256), dtype=np.int64)
         sizes = np.zeros(4, dtype=np.int64)
-        total = 0
+        code_of = np.zeros((4, 256), dtype=np.int64)
+        size_of = np.zeros((4, 256), dtype=np.int64)
         for t in range(used):
             sizes[t] = optimal_table(counts[t], bits[t], values[t])
-        for t in range(used):  # an upper bound of the scan's length: each symbol's code and extra bits
-            lengths = np.zeros(256, dtype=np.int64)
-            start = 0
-            for length in range(1, 17):
-                lengths[values[t, start : start + bits[t, length]]] = length
-                start += bits[t, length]
-            extra = np.arange(256) & 15 if t % 2 else np.arange(256)
-            total += int((counts[t, :256] * (lengths + extra)).sum())
+            codes(bits[t], values[t], code_of[t], size_of[t])
+        extra = np.where(np.arange(4)[:, None] % 2, np.arange(256) & 15, np.arange(256))  # AC: size in the low 4 bits
+        total = int((counts[:, :256] * (size_of + extra)).sum())  # the scan's bits: every symbol's code and extra bits
         scan = np.empty(2 * (total // 8) + 16, dtype=np.uint8)  # stuffing at most doubles it
-        length = entropy_code(coefs, last, bits, values, scan)
+        length = entropy_code(coefs, last, code_of, size_of, scan)
         unit, x_density, y_density = density
         parts = [b"\xff\xd8", _segment(0xE0, b"JFIF\0" + struct.pack(">BBBHHBB", 1, 1, unit, x_density, y_density, 0, 0))]
         if comment:
